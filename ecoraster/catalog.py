@@ -1,0 +1,200 @@
+"""The data catalogue: ``data_catalog.yaml`` → validated entries with resolved URIs.
+
+Run configs name datasets by catalogue id, never by path. A relative ``uri`` resolves
+against the folder of the catalogue file, so a catalogue travels with its data.
+
+Example entry::
+
+    datasets:
+      wuhan_lulc_2005:
+        kind: raster
+        uri: data/sample/wuhan/wh2005_refy.tif
+        units: class
+        nodata: -128
+        categorical: true
+        resampling: mode
+        crs: EPSG:32649
+        license: none stated (test data); cite Liu et al. 2019
+        source: HPSCIL/mcPLUS Data/LULCs @ 4d0aaf8e
+        checksum: sha256:…
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import CatalogError, MissingFileError
+
+Resampling = Literal["nearest", "mode", "bilinear", "cubic", "average", "sum", "min", "max"]
+Kind = Literal["raster", "vector", "table", "stac"]
+
+#: Resampling used when an entry does not declare one, by kind of content.
+DEFAULT_RESAMPLING: dict[bool, Resampling] = {True: "mode", False: "bilinear"}
+
+
+class DatasetEntry(BaseModel):
+    """One dataset of the catalogue. ``uri`` is absolute after loading."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    kind: Kind
+    uri: str
+    layer: str | None = None
+    units: str | None = None
+    nodata: float | None = None
+    crs: str | None = None
+    categorical: bool = False
+    resampling: Resampling | None = None
+    band: int = 1
+    license: str | None = None
+    source: str | None = None
+    checksum: str | None = None
+    description: str | None = None
+    valid_years: list[int] | None = None
+    columns: dict[str, str] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("checksum")
+    @classmethod
+    def _checksum_form(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        algo, _, digest = v.partition(":")
+        if algo != "sha256" or len(digest) != 64:
+            raise ValueError("must look like 'sha256:<64 hex digits>'")
+        return v
+
+    @field_validator("crs")
+    @classmethod
+    def _crs_parses(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from pyproj import CRS
+
+        try:
+            CRS.from_user_input(v)
+        except Exception as exc:  # pyproj raises CRSError
+            raise ValueError(f"not a CRS pyproj understands: {v!r} ({exc})") from None
+        return v
+
+    @model_validator(mode="after")
+    def _raster_fields(self) -> DatasetEntry:
+        if self.kind != "raster" and (self.resampling or self.categorical):
+            raise ValueError("resampling/categorical only apply to kind: raster")
+        return self
+
+    @property
+    def path(self) -> Path:
+        """Local path of the dataset (only for local URIs)."""
+        return Path(self.uri)
+
+    @property
+    def effective_resampling(self) -> Resampling:
+        """The declared resampling, or the default for categorical/continuous content."""
+        return self.resampling or DEFAULT_RESAMPLING[self.categorical]
+
+    def check_exists(self) -> None:
+        """Raise :class:`MissingFileError` if a local URI does not exist."""
+        if "://" in self.uri:
+            return
+        if not Path(self.uri).exists():
+            raise MissingFileError(self.uri, field=f"datasets.{self.id}.uri")
+
+    def verify_checksum(self) -> None:
+        """Raise :class:`CatalogError` if the file's sha256 differs from the declared one."""
+        if not self.checksum or "://" in self.uri:
+            return
+        actual = "sha256:" + file_sha256(self.uri)
+        if actual != self.checksum:
+            raise CatalogError(
+                f"datasets.{self.id}.checksum: {self.uri} has {actual}, catalogue says {self.checksum}"
+            )
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Catalog(BaseModel):
+    """The whole catalogue: ``datasets`` keyed by id, with URIs resolved."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = 1
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    datasets: dict[str, DatasetEntry]
+    source_path: str | None = None
+
+    def get(self, dataset_id: str, *, field: str | None = None) -> DatasetEntry:
+        """Entry for ``dataset_id``; a clear :class:`CatalogError` if unknown."""
+        try:
+            return self.datasets[dataset_id]
+        except KeyError:
+            where = f"{field}: " if field else ""
+            known = ", ".join(sorted(self.datasets)[:12])
+            raise CatalogError(
+                f"{where}unknown catalogue id {dataset_id!r} in {self.source_path} (known: {known}…)"
+            ) from None
+
+    def __contains__(self, dataset_id: str) -> bool:
+        return dataset_id in self.datasets
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, extra: list[str | os.PathLike] | None = None) -> Catalog:
+        """Load and validate a catalogue file; ``extra`` catalogues are merged after it."""
+        datasets: dict[str, DatasetEntry] = {}
+        first = None
+        for p in [path, *(extra or [])]:
+            cat = _load_one(Path(p))
+            first = first or cat
+            datasets.update(cat.datasets)
+        assert first is not None
+        return cls(version=first.version, defaults=first.defaults, datasets=datasets,
+                   source_path=first.source_path)
+
+
+def _load_one(path: Path) -> Catalog:
+    if not path.exists():
+        raise MissingFileError(str(path), field="catalog")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict) or "datasets" not in raw:
+        raise CatalogError(f"{path}: expected a mapping with a 'datasets' key")
+    defaults = raw.get("defaults") or {}
+    base = path.resolve().parent
+    entries: dict[str, DatasetEntry] = {}
+    for ds_id, body in (raw.get("datasets") or {}).items():
+        if not isinstance(body, dict):
+            raise CatalogError(f"{path}: datasets.{ds_id}: expected a mapping, got {body!r}")
+        merged = {k: v for k, v in defaults.items() if k in DatasetEntry.model_fields}
+        merged.update(body)
+        merged["id"] = ds_id
+        uri = merged.get("uri")
+        if isinstance(uri, str) and "://" not in uri and not os.path.isabs(uri):
+            merged["uri"] = str((base / uri).resolve())
+        try:
+            entries[ds_id] = DatasetEntry.model_validate(merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(x) for x in err["loc"]) or "(entry)"
+            value = err.get("input")
+            shown = value if not isinstance(value, dict) else "…"
+            raise CatalogError(
+                f"{path}: datasets.{ds_id}.{field} = {shown!r}: {err['msg']}"
+            ) from None
+    return Catalog(version=int(raw.get("version", 1)), defaults=defaults, datasets=entries,
+                   source_path=str(path))
