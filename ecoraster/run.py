@@ -27,8 +27,10 @@ from .config import DaskConfig, RunConfig, build_grid
 from .context import ServiceContext
 from .errors import EcorasterError, ValidationFailed
 from .grid import Grid
+from .products import build_products
 from .registry import get_service
 from .spec import Issue, ServiceResult
+from .valuation import value_results
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class RunResult:
     manifest_path: Path
     services: dict[str, ServiceResult] = field(default_factory=dict)
     zonal_tables: dict[str, Path] = field(default_factory=dict)
+    products: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -146,11 +149,13 @@ def execute_run(
     progress: ProgressFn | None = None,
     checksums: bool = True,
 ) -> RunResult:
-    """Validate, compute every (chosen) service, aggregate to zones, write ``run.json``.
+    """Validate, compute every (chosen) service, value, aggregate to zones, build the
+    products, write ``run.json``; then move everything into ``workspace``.
 
-    Outputs land in ``workspace/<service>/…``, ``workspace/zonal/<zone set>.{csv,parquet}``
-    and ``workspace/run.json``. Nothing is written if validation fails; a failure later on
-    removes the staging folder and leaves earlier results in ``workspace`` untouched.
+    Outputs land in ``workspace/<service>/…``, ``workspace/zonal/<zone set>.{csv,parquet}``,
+    ``workspace/products/…`` and ``workspace/run.json``. Nothing is written if validation
+    fails; a failure later on removes the staging folder and leaves earlier results in
+    ``workspace`` untouched. The stages are public functions so flows can run them as tasks.
     """
     t_start = time.monotonic()
     issues = validate_run(config, services)
@@ -159,25 +164,27 @@ def execute_run(
     plan = load_plan(config)
     chosen = services or list(plan.config.enabled_services())
     workspace = Path(workspace).resolve()
-    workspace.mkdir(parents=True, exist_ok=True)
-    staging = workspace / f".staging-{datetime.now().strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    staging = new_staging(workspace)
     result = RunResult(workspace=workspace, manifest_path=workspace / "run.json")
     try:
         with dask_scheduler(plan.config.dask):
             for sid in chosen:
                 t0 = time.monotonic()
-                log.info("service %s: computing on %r", sid, plan.grid)
-                ctx = _context(plan, sid, staging / sid, progress)
-                result.services[sid] = get_service(sid).compute(ctx)
+                result.services[sid] = run_service(plan, sid, staging, progress)
                 result.timings[sid] = time.monotonic() - t0
-            for name, zs in plan.config.zones.items():
+            t0 = time.monotonic()
+            result.services = value_results(plan, result.services, staging)
+            result.timings["valuation"] = time.monotonic() - t0
+            for name in plan.config.zones:
                 t0 = time.monotonic()
-                result.zonal_tables[name] = _aggregate(plan, name, zs, result.services, staging)
+                result.zonal_tables[name] = aggregate_zones(plan, name, result.services, staging)
                 result.timings[f"zonal:{name}"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            result.products = build_products(plan, result.services, result.zonal_tables, staging)
+            result.timings["products"] = time.monotonic() - t0
         result.timings["total"] = time.monotonic() - t_start
-        manifest = _manifest(plan, result, chosen, checksums)
-        (staging / "run.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-        _commit(staging, workspace)
+        write_manifest(plan, result, chosen, staging, checksums=checksums)
+        commit_staging(staging, workspace)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -185,12 +192,32 @@ def execute_run(
     return result
 
 
-def _aggregate(plan: RunPlan, name: str, zs, services: dict[str, ServiceResult], staging: Path) -> Path:
+def new_staging(workspace: Path) -> Path:
+    """A fresh staging folder inside ``workspace`` (same filesystem: moves are atomic)."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    staging = workspace / f".staging-{datetime.now().strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    staging.mkdir()
+    return staging
+
+
+def run_service(plan: RunPlan, service_id: str, staging: Path, progress: ProgressFn | None = None) -> ServiceResult:
+    """Compute one service into ``staging/<service>/`` and save its ``result.json`` there."""
+    log.info("service %s: computing on %r", service_id, plan.grid)
+    ctx = _context(plan, service_id, staging / service_id, progress)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    res = get_service(service_id).compute(ctx)
+    (ctx.out_dir / "result.json").write_text(json.dumps(res.to_dict(), ensure_ascii=False, indent=2),
+                                             encoding="utf-8")
+    return res
+
+
+def aggregate_zones(plan: RunPlan, name: str, services: dict[str, ServiceResult], staging: Path) -> Path:
     """Coverage-weighted sums of every per-pixel output over a zone set → CSV + Parquet."""
     import geopandas as gpd
 
     from .zonal import zonal_stats
 
+    zs = plan.config.zones[name]
     entry = plan.catalog.get(zs.dataset)
     zones = gpd.read_file(entry.uri, layer=entry.layer)
     if zones.crs is None and entry.crs:
@@ -223,6 +250,15 @@ def _inputs_used(plan: RunPlan, chosen: list[str], checksums: bool) -> dict[str,
     return used
 
 
+def write_manifest(plan: RunPlan, result: RunResult, chosen: list[str], staging: Path, *,
+                   checksums: bool = True) -> Path:
+    """Write ``run.json`` into ``staging``."""
+    manifest = _manifest(plan, result, chosen, checksums)
+    path = staging / "run.json"
+    path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path
+
+
 def _manifest(plan: RunPlan, result: RunResult, chosen: list[str], checksums: bool) -> dict[str, Any]:
     import importlib.metadata as md
 
@@ -241,12 +277,13 @@ def _manifest(plan: RunPlan, result: RunResult, chosen: list[str], checksums: bo
         "inputs": _inputs_used(plan, chosen, checksums),
         "results": {sid: res.to_dict() for sid, res in result.services.items()},
         "zonal_tables": {k: str(v) for k, v in result.zonal_tables.items()},
+        "products": {k: str(v) for k, v in result.products.items()},
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "software": {"python": platform.python_version(), "platform": platform.platform(), **versions},
     }
 
 
-def _commit(staging: Path, workspace: Path) -> None:
+def commit_staging(staging: Path, workspace: Path) -> None:
     """Move every staged file into place (each move is atomic on one filesystem)."""
     files = sorted(p for p in staging.rglob("*") if p.is_file())
     manifest = staging / "run.json"
@@ -265,6 +302,7 @@ def _rebase_paths(result: RunResult, staging: Path, workspace: Path) -> None:
         for rec in res.outputs.values():
             rec.path = rebase(rec.path)
     result.zonal_tables = {k: Path(rebase(v)) for k, v in result.zonal_tables.items()}
+    result.products = {k: Path(rebase(v)) for k, v in result.products.items()}
     manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
     text = json.dumps(manifest, ensure_ascii=False, indent=2).replace(str(staging), str(workspace))
     result.manifest_path.write_text(text, encoding="utf-8")

@@ -84,7 +84,7 @@ def test_failed_run_keeps_previous_results(tmp_zh, raster_writer, monkeypatch):
     from shapely.geometry import box
 
     gpd.GeoDataFrame({"id": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4527").to_file(tmp_zh / "zones.gpkg")
-    monkeypatch.setattr(run_module, "_aggregate", broken_aggregate)
+    monkeypatch.setattr(run_module, "aggregate_zones", broken_aggregate)
     with pytest.raises(RuntimeError, match="aggregation crashed"):
         run_module.execute_run(cfg, ws)
     assert (ws / "carbon_storage" / "c_storage_bas.tif").read_bytes() == good
