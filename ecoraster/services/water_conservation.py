@@ -19,7 +19,6 @@ InVEST User's Guide 3.20 "Annual Water Yield"; ``docs/gep-methods.md`` §3.1.
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import dask
@@ -219,35 +218,55 @@ def _spread(codes: np.ndarray, values: np.ndarray, offset: int, size: int, dtype
 # validation
 # ------------------------------------------------------------------------------------------
 
+def class_raster(ctx: ServiceContext, input_id: str):
+    """A class raster on the run grid in its own integer type (int64 if stored as floats)."""
+    kind = np.dtype(ctx.source_info(input_id).dtype).kind
+    return ctx.raster(input_id, dtype=None if kind in "iu" else "int64")
+
+
 def _codes_block(block: np.ndarray, nodata: float) -> np.ndarray:
-    """(code, pixel count) rows of one class block, nodata left out."""
-    values, counts = np.unique(block, return_counts=True)
-    keep = values != nodata
-    return np.stack([values[keep].astype(np.int64), counts[keep].astype(np.int64)], axis=1)
+    """(code, pixel count) rows of one class block, nodata left out (a bincount when the
+    codes span a small range, else a sort)."""
+    valid = block[block != nodata] if block.size else block.ravel()
+    if valid.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    lo, hi = int(valid.min()), int(valid.max())
+    if hi - lo < 1 << 16:
+        counts = np.bincount((valid.astype(np.int64) - lo).ravel(), minlength=hi - lo + 1)
+        codes = np.flatnonzero(counts)
+        return np.stack([codes + lo, counts[codes]], axis=1).astype(np.int64)
+    values, counts = np.unique(valid, return_counts=True)
+    return np.stack([values.astype(np.int64), counts.astype(np.int64)], axis=1)
 
 
-def _range_block(block: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.array([[np.nanmin(block) if block.size else np.nan,
-                          np.nanmax(block) if block.size else np.nan]])
+#: Edge (pixels) of the decimated read used to screen continuous inputs for bad values.
+SCREEN_SIZE = 1024
+
+
+def screen_range(path: str, band: int, nodata: float) -> tuple[float, float]:
+    """(min, max) of the valid values of a decimated read (≤ SCREEN_SIZE² pixels; served
+    from overviews when the file has them). A cheap screen for mis-declared nodata or wrong
+    units; stray negative pixels are made nodata by the kernels anyway."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        shape = (min(src.height, SCREEN_SIZE), min(src.width, SCREEN_SIZE))
+        data = src.read(band, out_shape=shape).astype(np.float64)
+    valid = ~np.isnan(data) & (data != nodata)
+    if not valid.any():
+        return math.nan, math.nan
+    return float(data[valid].min()), float(data[valid].max())
 
 
 def _data_issues(ctx: ServiceContext, method: str, table_codes: np.ndarray, table_path: str) -> list[Issue]:
-    """One pass over the inputs: class codes missing from the table (with pixel counts),
-    negative continuous values, PAWC above 1."""
+    """Class codes missing from the table, with pixel counts (one pass over the class
+    raster); negative continuous values and PAWC above 1 (a decimated screen)."""
     class_id = CLASS_INPUT[method]
-    cls = ctx.raster(class_id, dtype="int64")
-    code_parts = [dask.delayed(_codes_block)(b, cls.attrs["nodata"]) for b in cls.data.to_delayed().ravel()]
-    range_parts = {}
-    for input_id in CONTINUOUS_INPUTS[method]:
-        arr = ctx.raster(input_id, dtype="float32", nodata=np.nan).data
-        range_parts[input_id] = [dask.delayed(_range_block)(b) for b in arr.to_delayed().ravel()]
-    flat = [p for parts in range_parts.values() for p in parts]
-    computed = dask.compute(*code_parts, *flat)
+    cls = class_raster(ctx, class_id)
+    parts = [dask.delayed(_codes_block)(b, cls.attrs["nodata"]) for b in cls.data.to_delayed().ravel()]
     issues: list[Issue] = []
     counts: dict[int, int] = {}
-    for part in computed[:len(code_parts)]:
+    for part in dask.compute(*parts):
         for v, c in part:
             counts[int(v)] = counts.get(int(v), 0) + int(c)
     known = set(int(c) for c in table_codes)
@@ -256,29 +275,25 @@ def _data_issues(ctx: ServiceContext, method: str, table_codes: np.ndarray, tabl
         column = "code" if method == "water_balance" else "lucode"
         err = MissingLookupValuesError(missing, ctx.entry(class_id).uri, table_path, column)
         issues.append(Issue(("services", SPEC.id, "inputs", class_id), str(err)))
-    k = len(code_parts)
-    for input_id, parts in range_parts.items():
-        ranges = np.concatenate(computed[k:k + len(parts)])
-        k += len(parts)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = np.nanmin(ranges[:, 0]), np.nanmax(ranges[:, 1])
+    for input_id in CONTINUOUS_INPUTS[method]:
+        info = ctx.source_info(input_id)
+        lo, hi = screen_range(info.path, info.band, info.nodata)
         keys = ("services", SPEC.id, "inputs", input_id)
-        uri = ctx.entry(input_id).uri
         if np.isnan(lo):
-            issues.append(Issue(keys, f"{uri} has no valid pixel on the run grid"))
+            issues.append(Issue(keys, f"{info.path} has no valid pixel (nodata {info.nodata:g})"))
         elif lo < 0:
-            issues.append(Issue(keys, f"{uri} has negative values (minimum {lo:g} "
+            issues.append(Issue(keys, f"{info.path} has negative values (minimum {lo:g} "
                                       f"{SPEC.input(input_id).units}); expected ≥ 0"))
         if input_id == "pawc" and not np.isnan(hi) and hi > 1:
-            issues.append(Issue(keys, f"{uri} has values above 1 (maximum {hi:g}); PAWC is a fraction 0..1"))
+            issues.append(Issue(keys, f"{info.path} has values above 1 (maximum {hi:g}); PAWC is a fraction 0..1"))
     return issues
 
 
 def validate(ctx: ServiceContext) -> list[Issue]:
     """All problems at once: the method, its required inputs and parameters, the parameter
-    table, class codes missing from it (with pixel counts), negative P / ET / ET0 / depth /
-    PAWC and PAWC above 1. Reads each input raster once."""
+    table, class codes missing from it (with pixel counts; reads the class raster once),
+    negative P / ET / ET0 / depth / PAWC and PAWC above 1 (screened on a decimated read;
+    single bad pixels become nodata in the outputs)."""
     method = method_of(ctx)
     base = ("services", SPEC.id)
     if method not in METHODS:
@@ -343,7 +358,7 @@ def _compute_water_balance(ctx: ServiceContext) -> ServiceResult:
     offset, known = _dense(codes, table_path)
     alpha_lut = _spread(codes, alpha, offset, known.size, np.float64)
     include_lut = _spread(codes, include, offset, known.size, np.bool_)
-    cls = ctx.raster("ecosystem", dtype="int64")
+    cls = class_raster(ctx, "ecosystem")
     precip = ctx.raster("precipitation", dtype="float32", nodata=np.nan)
     aet = ctx.raster("aet", dtype="float32", nodata=np.nan)
     cls_nodata = int(cls.attrs["nodata"])
@@ -377,7 +392,7 @@ def _compute_invest_awy(ctx: ServiceContext) -> ServiceResult:
     root_lut = _spread(codes, root, offset, known.size, np.float64)
     veg_lut = _spread(codes, vegetated, offset, known.size, np.bool_)
     z = float(ctx.param("seasonality_z"))
-    cls = ctx.raster("lulc", dtype="int64")
+    cls = class_raster(ctx, "lulc")
     layers = [ctx.raster(i, dtype="float32", nodata=np.nan).data
               for i in ("precipitation", "et0", "root_restricting_depth", "pawc")]
     cls_nodata = int(cls.attrs["nodata"])
