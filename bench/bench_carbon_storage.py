@@ -109,7 +109,7 @@ def main() -> None:
         rows.append(r)
         stages = eco_timings(r["stdout"], work / "ws_eco")
         notes = [f"ecoraster stages (s): {stages}",
-                 "ecoraster: 3 COGs (DEFLATE + overviews); InVEST: 8 pool rasters + 3 totals (GeoTIFF, no overviews) "
+                 "ecoraster: 3 COGs (ZSTD + overviews); InVEST: 8 pool rasters + 3 totals (GeoTIFF, no overviews) "
                  "+ report", f"inputs: {a.size}² {a.res:g} m uint8 COGs, chunk {a.chunk}"]
         if not a.no_invest:
             args = {"workspace_dir": str(work / "ws_invest"), "results_suffix": "",

@@ -42,6 +42,8 @@ ProgressFn = Callable[[int, int], None]
 
 #: GDAL block cache while writing (the COG driver otherwise fills up to 5 % of the RAM).
 GDAL_CACHE_BYTES = 256 * 2**20
+#: COG translations run side by side (each also compresses with GDAL threads).
+COG_TRANSLATE_WORKERS = 1
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,22 @@ def _row_stats(block, nodata, sums, counts, mins, maxs):
         maxs[r] = hi
 
 
+def release_memory() -> None:
+    """Give freed heap back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Blocks freed by the dask, numba and GDAL threads stay in glibc's per-thread arenas and
+    keep the RSS high long after a write (1.4 GB → 0.6 GB after writing 3 × 100 Mpx)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        name = ctypes.util.find_library("c")
+        if name:
+            ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def block_stats(block: np.ndarray, nodata: float) -> tuple[float, int, float, float]:
     """(sum, count, min, max) of the valid pixels of ``block``, float64, one pass."""
     rows = block.shape[0]
@@ -202,7 +220,7 @@ def write_rasters(
     t0 = time.monotonic()
     last_log = t0
     env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
-    pool = ThreadPoolExecutor(max_workers=max(1, len(outputs)), thread_name_prefix="cog")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eco-compute")
     pending = None
     try:
         env.__enter__()
@@ -252,8 +270,9 @@ def write_rasters(
                 rasterio.shutil.copy(str(tmp), str(cog), **profile.options(out.dtype, out.categorical))
             tmp.unlink()
 
-        for fut in [pool.submit(translate, *args) for args in zip(outputs, tmp_paths, cog_paths)]:
-            fut.result()
+        with ThreadPoolExecutor(max_workers=COG_TRANSLATE_WORKERS, thread_name_prefix="eco-cog") as cogs:
+            for fut in [cogs.submit(translate, *args) for args in zip(outputs, tmp_paths, cog_paths)]:
+                fut.result()
         for out, cog in zip(outputs, cog_paths):
             os.replace(cog, out.path)
     except BaseException:
@@ -271,6 +290,7 @@ def write_rasters(
     finally:
         pool.shutdown(wait=True)
         env.__exit__(None, None, None)
+    release_memory()
     log.info("wrote %d COG(s) in %.1f s", len(outputs), time.monotonic() - t0)
     return {
         str(out.path): RasterStats(
