@@ -73,17 +73,19 @@ def write_config(work: Path, chunk: int) -> Path:
 
 
 def _check_same_storage(work: Path) -> str:
+    """ecoraster writes Mg C per pixel; InVEST 3.20.2 writes c_storage_bas in Mg C/ha."""
     ours = work / "ws_eco" / "carbon_storage" / "c_storage_bas.tif"
     theirs = work / "ws_invest" / "c_storage_bas.tif"
     worst = 0.0
     with rasterio.open(ours) as a, rasterio.open(theirs) as b:
+        pixel_ha = abs(a.transform.a * a.transform.e) / 10_000.0
         for r0 in range(0, a.height, max(1, a.height // 5)):
             w = rasterio.windows.Window(0, r0, a.width, min(256, a.height - r0))
             x, y = a.read(1, window=w).astype(np.float64), b.read(1, window=w).astype(np.float64)
             valid = (x != a.nodata) & (y != b.nodata)
             if valid.any():
-                worst = max(worst, float(np.abs(x[valid] - y[valid]).max()))
-    return f"per-pixel baseline storage ecoraster vs InVEST on sampled strips: max |Δ| = {worst:.2e} Mg C"
+                worst = max(worst, float(np.abs(x[valid] / pixel_ha - y[valid]).max()))
+    return f"per-pixel baseline storage density ecoraster vs InVEST on sampled strips: max |Δ| = {worst:.2e} Mg C/ha"
 
 
 def main() -> None:

@@ -61,7 +61,8 @@ STRIP = 1000  # rows generated at a time
 # ---------------------------------------------------------------------------------------------
 
 def _write_cog(path: Path, size: int, res: float, dtype: str, nodata, make_strip) -> None:
-    """Write a size × size raster strip by strip to a tiled GeoTIFF, then translate it to a COG."""
+    """Write a size × size raster strip by strip to a tiled GeoTIFF, then translate it to a COG
+    (DEFLATE, 512 tiles, overviews: what a COG input normally carries)."""
     tmp = path.with_suffix(".tmp.tif")
     profile = dict(driver="GTiff", width=size, height=size, count=1, dtype=dtype, crs=CRS, nodata=nodata,
                    transform=Affine(res, 0, ORIGIN[0], 0, -res, ORIGIN[1]), tiled=True,
@@ -71,7 +72,7 @@ def _write_cog(path: Path, size: int, res: float, dtype: str, nodata, make_strip
             rows = min(STRIP, size - r0)
             dst.write(make_strip(r0, rows).astype(dtype), 1, window=rasterio.windows.Window(0, r0, size, rows))
     rasterio.shutil.copy(str(tmp), str(path), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
-                         BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS", OVERVIEWS="NONE")
+                         BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS", OVERVIEW_RESAMPLING="NEAREST")
     tmp.unlink()
 
 
@@ -364,7 +365,8 @@ def main() -> None:
         notes = [f"ecoraster invest_awy stages (s): {stages}",
                  "ecoraster: 3 COGs (yield mm, yield m³, AET; ZSTD + overviews) + zonal sums over the watersheds; "
                  "InVEST: its usual intermediates and outputs (GeoTIFF, no overviews) + watershed table",
-                 f"inputs: {a.size}² {a.res:g} m COGs (DEFLATE, 512 tiles; noise makes them nearly incompressible), "
+                 f"inputs: {a.size}² {a.res:g} m COGs (DEFLATE, 512 tiles, overviews; noise makes them nearly "
+                 "incompressible), "
                  f"{a.watersheds}² watersheds, chunk {a.chunk}"]
         if not a.no_invest:
             notes.append(_check_same_yield(work))
