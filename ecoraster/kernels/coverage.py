@@ -41,6 +41,13 @@ def _edge_into_rows(acc, touched, u0, v0, u1, v1, rlo, rhi, clo, chi):
     ``acc``/``touched``, restricted to columns [clo, chi) (parts left of ``clo`` are
     projected onto it, parts right of ``chi`` dropped)."""
     if v0 == v1:
+        # no area, but the pixels it runs through are partly covered: mark them
+        r = int(math.floor(v0))
+        if r != v0 and rlo <= r < rhi:
+            c_first = max(int(math.floor(min(u0, u1))), clo)
+            c_last = min(int(math.floor(max(u0, u1))), chi - 1)
+            for c in range(c_first, c_last + 1):
+                touched[r - rlo, c - clo] = 1
         return
     sign = 1.0 if v1 > v0 else -1.0
     if v0 < v1:
@@ -319,14 +326,16 @@ def coverage_chunk(xs, ys, ring_off, ring_hole, geom_ring_off, tc, ta, tf, te, h
         r0, r1, c0, c1 = _window(xs, ys, a, b, tc, ta, tf, te, height, width)
         if r1 <= r0:
             continue
-        # vertex coords local to the window, in pixels
-        xw = tc + c0 * ta
-        yw = tf + r0 * te
+        # vertex coords local to the window, in pixels; x - tc is exact for nearby
+        # values (Sterbenz), so this keeps ~1e-16 of the window, not of the CRS's
+        # large coordinates (ulp of 39,500,000 m is 7.5e-9 m)
+        xw = c0 * ta
+        yw = r0 * te
         us = np.empty(b - a, dtype=np.float64)
         vs = np.empty(b - a, dtype=np.float64)
         for i in range(a, b):
-            us[i - a] = (xs[i] - xw) / ta
-            vs[i - a] = (ys[i] - yw) / te
+            us[i - a] = ((xs[i] - tc) - xw) / ta
+            vs[i - a] = ((ys[i] - tf) - yw) / te
         local_off = ring_off[k0:k1 + 1] - a
         npart, nrun = _geometry_coverage(
             us, vs, local_off, ring_hole[k0:k1], 0, k1 - k0, r1 - r0, c1 - c0, max_cells, exact64,

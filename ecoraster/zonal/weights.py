@@ -253,7 +253,7 @@ class ZoneWeights:
             raise TableError(f"unknown zonal stat(s) {unknown}; use {', '.join(STATS)}")
         if not isinstance(rasters, Mapping):
             rasters = {Path(str(rasters)).stem: rasters}
-        out = pd.DataFrame(index=self.ids.copy())
+        columns: dict[str, np.ndarray] = {}
         balances: dict[str, MassBalance] = {}
         for name, raster in rasters.items():
             sums, covs, balance = self._apply_one(str(name), raster, mass_balance, balance_tolerance)
@@ -261,15 +261,16 @@ class ZoneWeights:
                 if stat not in stats:
                     continue
                 if stat == "sum":
-                    out[f"{name}_sum"] = sums
+                    columns[f"{name}_sum"] = sums
                 elif stat == "count":
-                    out[f"{name}_count"] = covs
+                    columns[f"{name}_count"] = covs
                 else:
                     with np.errstate(invalid="ignore", divide="ignore"):
-                        out[f"{name}_mean"] = np.where(covs > 0, sums / np.where(covs > 0, covs, 1.0), np.nan)
+                        columns[f"{name}_mean"] = np.where(covs > 0, sums / np.where(covs > 0, covs, 1.0), np.nan)
             if balance is not None:
                 balances[str(name)] = balance
                 (log.info if balance.ok else log.warning)("%s", balance)
+        out = pd.DataFrame(columns, index=self.ids.copy())
         if mass_balance:
             out.attrs["mass_balance"] = balances
         return out
