@@ -372,30 +372,16 @@ def gather_slots(off, n_used, zone_of_slot, rows, a, b):
 
 
 @nb.njit(cache=True)
-def csr_by_row(zone, row, a, b, height):
-    """Counting sort of COO entries by grid row (stable).
-
-    Returns (row_ptr int64[height + 1], zone, a, b) with the entries of row r at
-    ``row_ptr[r]:row_ptr[r + 1]``.
-    """
-    ptr = np.zeros(height + 1, dtype=np.int64)
+def csr_scatter(pos, zone, row, a, b, out_zone, out_a, out_b):
+    """Counting-sort step: put COO entries at ``pos[row]`` (advancing it) in the
+    CSR-by-row output arrays. Call once per piece, pieces in order (stable)."""
     for i in range(row.shape[0]):
-        ptr[row[i] + 1] += 1
-    for r in range(height):
-        ptr[r + 1] += ptr[r]
-    n = row.shape[0]
-    zone_out = np.empty(n, dtype=np.int32)
-    a_out = np.empty(n, dtype=a.dtype)
-    b_out = np.empty(n, dtype=b.dtype)
-    pos = ptr[:-1].copy()
-    for i in range(n):
         r = row[i]
         j = pos[r]
-        zone_out[j] = zone[i]
-        a_out[j] = a[i]
-        b_out[j] = b[i]
+        out_zone[j] = zone[i]
+        out_a[j] = a[i]
+        out_b[j] = b[i]
         pos[r] = j + 1
-    return ptr, zone_out, a_out, b_out
 
 
 @nb.njit(cache=True, nogil=True)
