@@ -125,7 +125,7 @@ class Grid:
         return bool(self.crs.is_geographic)
 
     def window_transform(self, row_off: int, col_off: int) -> Affine:
-        return self.transform * Affine.translation(col_off, row_off)
+        return self.transform @ Affine.translation(col_off, row_off)
 
     @cached_property
     def _row_area_cache(self) -> np.ndarray:
@@ -265,8 +265,9 @@ def check_representable(nodata: float, dtype: Any, where: str) -> None:
     elif dt.kind == "f":
         if np.isinf(nodata):
             return
-        cast = dt.type(nodata)
-        if not np.isfinite(cast) or float(cast) != float(np.float64(nodata).astype(dt)):
+        with np.errstate(over="ignore"):
+            cast = dt.type(nodata)
+        if not np.isfinite(cast):
             raise NodataNotRepresentableError(nodata, str(dt), where)
 
 
