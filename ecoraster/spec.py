@@ -141,6 +141,17 @@ class ServiceResult:
     notes: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ServiceResult:
+        """Inverse of :meth:`to_dict` (results travel between flow tasks as JSON files)."""
+        return cls(
+            service=d["service"],
+            outputs={k: OutputRecord(**v) for k, v in d.get("outputs", {}).items()},
+            totals={k: (v["value"], v["units"]) for k, v in d.get("totals", {}).items()},
+            notes=list(d.get("notes", [])),
+            metadata=dict(d.get("metadata", {})),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "service": self.service,

@@ -16,6 +16,8 @@ from ..errors import EcorasterError, MissingCRSError, MissingFileError, TableErr
 
 log = logging.getLogger(__name__)
 
+_ROW = "__zone_row"
+
 #: Statistics this module computes, by name.
 ZONAL_STATS = ("sum", "mean", "count")
 
@@ -89,12 +91,16 @@ def zonal_stats(
                 raise MissingCRSError(path)
             crs = src.crs
         zs = read_zones_for(zones, id_field, crs)
+        ids = zs[id_field].to_numpy()
+        # exactextract treats some column names (e.g. "id") specially: pass a row number instead
+        zs = gpd.GeoDataFrame({_ROW: np.arange(len(zs))}, geometry=zs.geometry.to_numpy(), crs=zs.crs)
         ops = sorted({"sum", "count"} | set(stats))
         try:
-            df = exact_extract(path, zs, ops, include_cols=[id_field], output="pandas", progress=progress)
+            df = exact_extract(path, zs, ops, include_cols=[_ROW], output="pandas", progress=progress)
         except Exception as exc:  # exactextract raises RuntimeError with GDAL text
             raise EcorasterError(f"zonal statistics of {path} failed: {exc}") from exc
-        df = df.set_index(id_field)
+        df = df.sort_values(_ROW)
+        df.index = pd.Index(ids[df[_ROW].to_numpy()], name=id_field)
         out = pd.DataFrame(index=df.index)
         total = df["sum"].astype("float64").fillna(0.0)
         count = df["count"].astype("float64").fillna(0.0)

@@ -1,0 +1,156 @@
+"""What a service sees while it validates and computes: its resolved inputs on the run's
+grid, its parameters, and a writer for its declared outputs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import pandas as pd
+import xarray as xr
+
+from .catalog import Catalog, DatasetEntry
+from .errors import EcorasterError, ServiceError
+from .grid import Grid, SourceInfo, align_to, inspect_source
+from .io.raster import RasterOutput, write_rasters
+from .spec import Issue, OutputRecord, ServiceSpec
+from .tables import read_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """Inputs, parameters and output writer of one service in one run.
+
+    ``inputs`` maps the service's input ids to catalogue ids (or numbers for scalars);
+    ``params`` overrides parameter defaults of the spec.
+    """
+
+    spec: ServiceSpec
+    grid: Grid
+    catalog: Catalog
+    out_dir: Path
+    inputs: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    method: str | None = None
+    chunk: int = 2048
+    progress: Callable[[int, int], None] | None = None
+    year: int | None = None
+    profile: str | None = None
+
+    # -- inputs -------------------------------------------------------------------------
+    def has(self, input_id: str) -> bool:
+        return self.inputs.get(input_id) not in (None, "")
+
+    def entry(self, input_id: str) -> DatasetEntry:
+        """Catalogue entry of an input (raster, vector or table)."""
+        if not self.has(input_id):
+            raise ServiceError(f"{self.spec.id}: input {input_id!r} is not given")
+        return self.catalog.get(str(self.inputs[input_id]), field=f"services.{self.spec.id}.inputs.{input_id}")
+
+    def source_info(self, input_id: str) -> SourceInfo:
+        e = self.entry(input_id)
+        return inspect_source(e.uri, band=e.band, crs=e.crs, nodata=e.nodata,
+                              field=f"services.{self.spec.id}.inputs.{input_id}")
+
+    def raster(self, input_id: str, *, dtype: Any = None, nodata: float | None = None) -> xr.DataArray:
+        """An input raster aligned lazily to the run grid (resampling: the spec's, else the
+        catalogue entry's)."""
+        e = self.entry(input_id)
+        spec = self.spec.input(input_id)
+        resampling = spec.resampling or e.effective_resampling
+        if e.reclass:
+            from .ingest.landcover import reclassify
+
+            classes = reclassify(e.uri, e.reclass, self.grid, band=e.band, src_nodata=e.nodata, src_crs=e.crs,
+                                 resampling=resampling if resampling in ("mode", "nearest") else "mode",
+                                 chunk=self.chunk, check=False)
+            return classes if dtype is None else classes.astype(dtype).assign_attrs(classes.attrs)
+        return align_to(self.source_info(input_id), self.grid, resampling, dtype=dtype, nodata=nodata,
+                        chunk=self.chunk, name=input_id)
+
+    def table(self, input_id: str) -> pd.DataFrame:
+        e = self.entry(input_id)
+        return read_table(e.uri, field=f"services.{self.spec.id}.inputs.{input_id}")
+
+    def scalar(self, input_id: str) -> float:
+        value = self.inputs.get(input_id)
+        if isinstance(value, (int, float)):
+            return float(value)
+        raise ServiceError(f"{self.spec.id}: input {input_id!r} must be a number, got {value!r}")
+
+    def param(self, param_id: str) -> Any:
+        """Parameter value: the run's override, else the spec default."""
+        if param_id in self.params:
+            return self.params[param_id]
+        return self.spec.parameter(param_id).default
+
+    # -- validation helpers ------------------------------------------------------------
+    def validate_inputs(self) -> list[Issue]:
+        """Generic checks of every declared input: given if required, known catalogue id,
+        right kind, file exists, rasters have CRS and nodata and overlap the grid.
+        Never raises."""
+        issues: list[Issue] = []
+        known = {s.id for s in self.spec.inputs}
+        for extra in sorted(set(self.inputs) - known):
+            issues.append(Issue(("services", self.spec.id, "inputs", extra),
+                                f"not an input of {self.spec.id} (inputs: {', '.join(sorted(known))})"))
+        for ispec in self.spec.inputs:
+            keys = ("services", self.spec.id, "inputs", ispec.id)
+            if not self.has(ispec.id):
+                if ispec.required:
+                    issues.append(Issue(keys, f"required input missing ({ispec.about})"))
+                continue
+            if ispec.kind == "scalar":
+                if not isinstance(self.inputs[ispec.id], (int, float)):
+                    issues.append(Issue(keys, f"must be a number, got {self.inputs[ispec.id]!r}"))
+                continue
+            try:
+                e = self.entry(ispec.id)
+                if e.kind != ispec.kind:
+                    issues.append(Issue(keys, f"{e.id!r} is a {e.kind}, expected a {ispec.kind}"))
+                    continue
+                e.check_exists()
+                if ispec.kind == "raster":
+                    align_to(self.source_info(ispec.id), self.grid, ispec.resampling or e.effective_resampling,
+                             chunk=self.chunk)
+                    if e.reclass:
+                        from .ingest.landcover import check_codes
+
+                        check_codes(e.uri, e.reclass, band=e.band, src_nodata=self.source_info(ispec.id).nodata,
+                                    chunk=self.chunk)
+            except EcorasterError as exc:
+                issues.append(Issue(keys, str(exc)))
+        return issues
+
+    # -- outputs ------------------------------------------------------------------------
+    def write(self, arrays: dict[str, da.Array], tags: dict[str, str] | None = None) -> dict[str, OutputRecord]:
+        """Write declared outputs (by output id) as COGs into ``out_dir`` in one streaming
+        pass; return their records with float64 totals."""
+        outs = []
+        for out_id, arr in arrays.items():
+            ospec = self.spec.output(out_id)
+            extra = {"service": self.spec.id, "kind": ospec.kind, "per": ospec.per,
+                     "nodata": str(ospec.nodata), **(tags or {})}
+            if self.year is not None:
+                extra["year"] = str(self.year)
+            outs.append(RasterOutput(
+                path=self.out_dir / ospec.filename, data=arr, nodata=ospec.nodata, units=ospec.units,
+                description=f"{ospec.about} [{ospec.units}]", dtype=ospec.dtype, tags=extra,
+            ))
+        stats = write_rasters(outs, self.grid, progress=self.progress)
+        records = {}
+        for out_id, out in zip(arrays, outs):
+            ospec = self.spec.output(out_id)
+            st = stats[str(out.path)]
+            records[out_id] = OutputRecord(
+                id=out_id, path=str(out.path), units=ospec.units, kind=ospec.kind, per=ospec.per,
+                nodata=ospec.nodata, total=st.total, valid_pixels=st.valid_pixels,
+                minimum=st.minimum, maximum=st.maximum, product=ospec.product,
+            )
+        return records

@@ -1,0 +1,87 @@
+"""Class → value lookup kernels (pure numba: arrays in, arrays out; no I/O, no CRS)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+#: Largest code range for which a dense lookup table is built (else binary search).
+DENSE_LUT_MAX_RANGE = 1 << 20
+
+
+def build_lut(codes: np.ndarray, values: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """A dense lookup for ``codes`` (int64, sorted) → ``values`` (float64).
+
+    Returns ``(offset, lut, known)`` where ``lut[code - offset]`` is the value and
+    ``known[code - offset]`` says whether the code is in the table. For code ranges wider
+    than :data:`DENSE_LUT_MAX_RANGE` the kernels fall back to binary search, signalled by
+    an empty ``lut``.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if codes.size == 0:
+        return 0, np.zeros(0), np.zeros(0, dtype=np.bool_)
+    lo, hi = int(codes.min()), int(codes.max())
+    if hi - lo + 1 > DENSE_LUT_MAX_RANGE:
+        return 0, np.zeros(0), np.zeros(0, dtype=np.bool_)
+    lut = np.zeros(hi - lo + 1, dtype=np.float64)
+    known = np.zeros(hi - lo + 1, dtype=np.bool_)
+    lut[codes - lo] = values
+    known[codes - lo] = True
+    return lo, lut, known
+
+
+@njit(parallel=True, cache=True)
+def lookup_times_area(classes, class_nodata, offset, lut, known, codes, values,
+                      row_factor, out_nodata, out):
+    """``out[r, c] = value(classes[r, c]) × row_factor[r]`` (float64 product, stored in out).
+
+    Parameters
+    ----------
+    classes : 2-D int array
+        Class codes (e.g. LULC).
+    class_nodata : int
+        Nodata code of ``classes``; those pixels get ``out_nodata``.
+    offset, lut, known : from :func:`build_lut`
+        Dense lookup; if ``lut`` is empty, ``codes``/``values`` are binary-searched.
+    row_factor : 1-D float64, one per row
+        E.g. the pixel area in ha of each row: Mg C/ha × ha → Mg C per pixel.
+    out : 2-D float array
+        Filled in place. Codes missing from the table also get ``out_nodata`` (they are
+        reported before computing by ``tables.check_codes``).
+    """
+    rows, cols = classes.shape
+    dense = lut.size > 0
+    for r in prange(rows):
+        f = row_factor[r]
+        for c in range(cols):
+            k = classes[r, c]
+            if k == class_nodata:
+                out[r, c] = out_nodata
+                continue
+            if dense:
+                i = k - offset
+                if i < 0 or i >= lut.size or not known[i]:
+                    out[r, c] = out_nodata
+                else:
+                    out[r, c] = lut[i] * f
+            else:
+                i = np.searchsorted(codes, k)
+                if i < codes.size and codes[i] == k:
+                    out[r, c] = values[i] * f
+                else:
+                    out[r, c] = out_nodata
+
+
+@njit(parallel=True, cache=True)
+def difference(a, b, nodata, out):
+    """``out = b − a`` where both are valid, else ``nodata`` (float64 arithmetic)."""
+    rows, cols = a.shape
+    for r in prange(rows):
+        for c in range(cols):
+            x = a[r, c]
+            y = b[r, c]
+            if x == nodata or y == nodata or np.isnan(x) or np.isnan(y):
+                out[r, c] = nodata
+            else:
+                out[r, c] = np.float64(y) - np.float64(x)

@@ -1,0 +1,121 @@
+"""Carbon storage and change (碳储量), the InVEST Carbon model's method.
+
+Storage per pixel = (C_above + C_below + C_soil + C_dead)(class) [Mg C/ha] × pixel area [ha].
+With an alternate land cover, change = storage_alt − storage_bas per pixel.
+
+This is a *stock*, reported beside the GEP flows (annual sequestration is the
+``carbon_sequestration`` service). Reference: Natural Capital Project, InVEST User's Guide,
+"Carbon Storage and Sequestration" (pools per LULC class × area).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..context import ServiceContext
+from ..engine import map_blocks_with_area
+from ..errors import EcorasterError
+from ..kernels.lookup import build_lut, difference, lookup_times_area
+from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
+from ..tables import check_codes, lookup_arrays, unique_counts
+
+POOLS = ("C_above", "C_below", "C_soil", "C_dead")
+NODATA = -9999.0
+M2_PER_HA = 10_000.0
+
+SPEC = ServiceSpec(
+    id="carbon_storage",
+    name="Carbon storage and change",
+    name_zh="碳储量",
+    about="Carbon stock in four pools per land-cover class × pixel area, and its change "
+          "between a baseline and an alternate land cover.",
+    category="存量",
+    methods=("invest_carbon",),
+    reference="InVEST User's Guide, Carbon Storage and Sequestration; pools in Mg C/ha per class",
+    inputs=(
+        InputSpec(id="lulc_bas", kind="raster", about="baseline land-use / land-cover classes",
+                  units="class", categorical=True, resampling="mode"),
+        InputSpec(id="lulc_alt", kind="raster", about="alternate land-use / land-cover classes",
+                  units="class", categorical=True, resampling="mode", required=False),
+        InputSpec(id="carbon_pools", kind="table",
+                  about="carbon pools per class: lucode, C_above, C_below, C_soil, C_dead",
+                  columns={"lucode": "class", **{p: "Mg C/ha" for p in POOLS}}),
+    ),
+    outputs=(
+        OutputSpec(id="c_storage_bas", filename="c_storage_bas.tif", units="Mg C",
+                   about="carbon storage, baseline, per pixel", per="pixel", nodata=NODATA),
+        OutputSpec(id="c_storage_alt", filename="c_storage_alt.tif", units="Mg C",
+                   about="carbon storage, alternate, per pixel", per="pixel", nodata=NODATA,
+                   created_if="lulc_alt"),
+        OutputSpec(id="c_change", filename="c_change_bas_alt.tif", units="Mg C",
+                   about="carbon storage change, alternate − baseline, per pixel", per="pixel",
+                   nodata=NODATA, created_if="lulc_alt"),
+    ),
+)
+
+
+def _pool_table(ctx: ServiceContext) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, total density Mg C/ha) from the pools table; pools summed in float64."""
+    df = ctx.table("carbon_pools")
+    codes, values = lookup_arrays(df, "lucode", POOLS, ctx.entry("carbon_pools").uri)
+    return codes, values.sum(axis=1)
+
+
+def validate(ctx: ServiceContext) -> list[Issue]:
+    """All problems at once: generic input checks, the pools table, and every LULC code
+    without a table row (this reads each LULC raster once)."""
+    issues = ctx.validate_inputs()
+    if issues:
+        return issues
+    try:
+        codes, _ = _pool_table(ctx)
+    except EcorasterError as exc:
+        return [Issue(("services", SPEC.id, "inputs", "carbon_pools"), str(exc))]
+    for lulc_id in ("lulc_bas", "lulc_alt"):
+        if not ctx.has(lulc_id):
+            continue
+        lulc = ctx.raster(lulc_id)
+        try:
+            check_codes(unique_counts(lulc.data, lulc.attrs["nodata"]), codes,
+                        ctx.entry(lulc_id).uri, ctx.entry("carbon_pools").uri, "lucode")
+        except EcorasterError as exc:
+            issues.append(Issue(("services", SPEC.id, "inputs", lulc_id), str(exc)))
+    return issues
+
+
+def _storage_block(lulc: np.ndarray, *, row_area_m2: np.ndarray, lulc_nodata: int, lut) -> np.ndarray:
+    offset, table, known, codes, density = lut
+    out = np.empty(lulc.shape, dtype=np.float32)
+    lookup_times_area(lulc, lulc_nodata, offset, table, known, codes, density,
+                      row_area_m2 / M2_PER_HA, np.float32(NODATA), out)
+    return out
+
+
+def _difference_block(bas: np.ndarray, alt: np.ndarray) -> np.ndarray:
+    out = np.empty(bas.shape, dtype=np.float32)
+    difference(bas, alt, np.float32(NODATA), out)
+    return out
+
+
+def storage(ctx: ServiceContext, lulc_id: str, codes: np.ndarray, density: np.ndarray):
+    """Lazy Mg C per pixel for one LULC input."""
+    lulc = ctx.raster(lulc_id, dtype="int64")
+    offset, table, known = build_lut(codes, density)
+    lut = (offset, table, known, codes, density)
+    return map_blocks_with_area(_storage_block, lulc.data, grid=ctx.grid, dtype=np.float32,
+                                lulc_nodata=int(lulc.attrs["nodata"]), lut=lut)
+
+
+def compute(ctx: ServiceContext) -> ServiceResult:
+    """Write storage (and change) rasters in Mg C per pixel; totals in float64."""
+    codes, density = _pool_table(ctx)
+    arrays = {"c_storage_bas": storage(ctx, "lulc_bas", codes, density)}
+    if ctx.has("lulc_alt"):
+        arrays["c_storage_alt"] = storage(ctx, "lulc_alt", codes, density)
+        arrays["c_change"] = arrays["c_storage_alt"].map_blocks(
+            lambda a, b: _difference_block(b, a), arrays["c_storage_bas"], dtype=np.float32)
+    records = ctx.write(arrays)
+    result = ServiceResult(service=SPEC.id, outputs=records)
+    for out_id, rec in records.items():
+        result.totals[f"{out_id}_total"] = (rec.total, "Mg C")
+    return result

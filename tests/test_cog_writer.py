@@ -1,0 +1,62 @@
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+from ecoraster.errors import NodataNotRepresentableError
+from ecoraster.grid import Grid
+from ecoraster.io.raster import RasterOutput, read_band_tags, write_rasters
+
+from .conftest import TEST_CRS
+
+
+def _grid(n=1100):
+    return Grid.from_bounds(TEST_CRS, (39_500_000, 4_300_000, 39_500_000 + 10 * n, 4_300_000 + 10 * n), 10)
+
+
+def test_cog_is_valid_with_overviews_tags_and_float64_totals(tmp_zh):
+    grid = _grid()
+    data = da.ones(grid.shape, chunks=512, dtype="float32") * np.float32(0.1)
+    data[0, 0] = -9999.0
+    path = tmp_zh / "out" / "x.tif"
+    stats = write_rasters([RasterOutput(path, data, -9999.0, "Mg C", "test layer", tags={"year": "2020"})], grid)
+    ok, errors, _warnings = cog_validate(str(path))
+    assert ok, errors
+    with rasterio.open(path) as src:
+        assert src.nodata == -9999.0
+        assert src.overviews(1), "COG must carry overviews"
+        assert src.profile["blockxsize"] == 512
+        assert src.compression.name.upper() in {"DEFLATE", "ZSTD"}
+    tags = read_band_tags(path)
+    assert tags["units"] == "Mg C" and tags["year"] == "2020" and tags["description"] == "test layer"
+    st = stats[str(path)]
+    # 1100² − 1 valid pixels of float32(0.1) summed in float64
+    assert st.valid_pixels == 1100 * 1100 - 1
+    assert st.total == pytest.approx((1100 * 1100 - 1) * float(np.float32(0.1)), rel=1e-12)
+    assert not list(path.parent.glob(".*partial*")) and not list(path.parent.glob(".*cog*"))
+
+
+def test_failure_leaves_previous_file_and_no_partials(tmp_zh):
+    grid = _grid(600)
+    path = tmp_zh / "keep.tif"
+    write_rasters([RasterOutput(path, da.zeros(grid.shape, chunks=256, dtype="float32"), -1.0, "m")], grid)
+    before = path.read_bytes()
+
+    def boom(block, block_info=None):
+        if block_info[None]["chunk-location"] == (1, 1):
+            raise RuntimeError("disk on fire")
+        return block
+
+    bad = da.ones(grid.shape, chunks=256, dtype="float32").map_blocks(boom, dtype="float32")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_rasters([RasterOutput(path, bad, -1.0, "m")], grid)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_zh.iterdir()) == ["keep.tif"]
+
+
+def test_unrepresentable_nodata_is_refused_before_writing(tmp_zh):
+    grid = _grid(10)
+    with pytest.raises(NodataNotRepresentableError):
+        write_rasters([RasterOutput(tmp_zh / "u.tif", np.zeros(grid.shape), -1, "m", dtype="uint8")], grid)
+    assert not any(tmp_zh.iterdir())
