@@ -148,12 +148,13 @@ def read_footprint(obj: dict[str, Any] | str | os.PathLike, grid_crs: Any, *, cr
         ``unknown_crs`` or ``too_large``.
     """
     source = name or "footprint"
+    fallback_name = "site"
     if isinstance(obj, (str, os.PathLike)) and not str(obj).lstrip().startswith("{"):
         path = Path(obj)
         source = str(path)
         if not path.is_file():
             raise FootprintError("bad_geojson", "file not found", source)
-        name = name or path.stem
+        fallback_name = path.stem
         obj = path.read_text(encoding="utf-8-sig")
     if isinstance(obj, str):
         try:
@@ -185,7 +186,7 @@ def read_footprint(obj: dict[str, Any] | str | os.PathLike, grid_crs: Any, *, cr
     if max_area_ha is not None and area_ha > max_area_ha:
         raise FootprintError("too_large", f"area {area_ha:,.1f} ha is above the maximum of {max_area_ha:,.1f} ha",
                              source)
-    site_name = name or str(props.get("name") or props.get("id") or obj.get("id") or "site")
+    site_name = name or str(props.get("name") or props.get("id") or obj.get("id") or fallback_name)
     return Footprint(name=site_name, geometry=geom, input_crs=label, area_ha=area_ha, properties=props)
 
 
@@ -221,3 +222,24 @@ def footprints_from_collection(obj: dict[str, Any], grid_crs: Any, *, crs: str |
     if not sites:
         raise FootprintError("bad_geojson", "FeatureCollection has no features")
     return sites
+
+
+def bbox_to_grid(bbox: tuple[float, float, float, float] | list[float], grid_crs: Any,
+                 crs: str | None = None) -> tuple[float, float, float, float]:
+    """A bbox (minx, miny, maxx, maxy) given in ``crs`` (default: the grid CRS; accepted as
+    for footprints) as the enclosing bbox in the grid CRS (edges densified)."""
+    from ..errors import QueryError
+
+    if len(bbox) != 4:
+        raise QueryError(f"bbox {list(bbox)}: expected 4 numbers minx,miny,maxx,maxy")
+    minx, miny, maxx, maxy = map(float, bbox)
+    if not (minx <= maxx and miny <= maxy):
+        raise QueryError(f"bbox {list(bbox)}: expected minx,miny,maxx,maxy with min ≤ max")
+    grid_crs = CRS.from_user_input(grid_crs)
+    if crs is None:
+        return minx, miny, maxx, maxy
+    _label, src = normalise_crs(crs, grid_crs, "bbox")
+    if src == grid_crs:
+        return minx, miny, maxx, maxy
+    tr = Transformer.from_crs(src, grid_crs, always_xy=True)
+    return tuple(float(v) for v in tr.transform_bounds(minx, miny, maxx, maxy, densify_pts=21))

@@ -168,6 +168,31 @@ class RunWorkspace:
                 return layer
         return None
 
+    def parcel_catalogue(self, properties: dict[str, Any]) -> dict[str, Any]:
+        """A parcel's catalogue (目录清单): per product its quantity and value with units, and
+        the GEP totals, from one row of the parcel table."""
+        units = self.units
+        rows = []
+        for code in self.products:
+            qty, value = properties.get(f"{code}_qty"), properties.get(f"{code}_value")
+            if qty is None and value is None:
+                continue
+            qty_layer, value_layer = self.layer(code, "physical"), self.layer(code, "value")
+            rows.append({
+                "product": code,
+                "qty": qty, "qty_units": units.get(f"{code}_qty") or (qty_layer.units if qty_layer else None),
+                "value": value,
+                "value_units": units.get(f"{code}_value") or (value_layer.units if value_layer else "CNY"),
+                "contested": code in self.contested,
+            })
+        return {
+            "parcel_id": properties.get("parcel_id"), "name": properties.get("name"),
+            "area_ha": properties.get("area_ha"), "region": self.region, "year": self.year,
+            "price_year": self.price_year, "products": rows,
+            "gep": properties.get("gep"), "gep_excl_contested": properties.get("gep_excl_contested"),
+            "gep_per_ha": properties.get("gep_per_ha"), "value_units": units.get("gep", "CNY"),
+        }
+
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary (for ``/api/info`` and ``eco … --json``)."""
         products = []
