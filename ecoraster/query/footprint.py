@@ -32,6 +32,9 @@ DEFAULT_MAX_AREA_HA = 10_000.0
 #: the projected outline follows the true curve (≈11 m on the ground).
 DENSIFY_DEG = 1e-4
 
+#: Most vertices accepted in one footprint (a request-size guard).
+MAX_VERTICES = 100_000
+
 M2_PER_HA = 10_000.0
 
 
@@ -166,6 +169,9 @@ def read_footprint(obj: dict[str, Any] | str | os.PathLike, grid_crs: Any, *, cr
     grid_crs = CRS.from_user_input(grid_crs)
     geoms, props = _geometries(obj, source)
     polygons = [_polygon(g, i, source) for i, g in enumerate(geoms)]
+    n_vertices = int(sum(shapely.get_num_coordinates(p) for p in polygons))
+    if n_vertices > MAX_VERTICES:
+        raise FootprintError("too_large", f"{n_vertices:,} vertices; at most {MAX_VERTICES:,} are accepted", source)
     geom = polygons[0] if len(polygons) == 1 else shapely.union_all(polygons)
 
     given = crs or _crs_name(obj.get("crs"))

@@ -143,10 +143,12 @@ class SiteValuer:
         """Read and check a footprint (see :func:`read_footprint`) and refuse one that lies
         outside the run grid."""
         fp = read_footprint(obj, self.ws.grid.crs, crs=crs, name=name, max_area_ha=self.max_area_ha)
-        self._clip(fp)
+        self.clip(fp)
         return fp
 
-    def _clip(self, fp: Footprint) -> shapely.Geometry:
+    def clip(self, fp: Footprint) -> shapely.Geometry:
+        """The footprint clipped to the run grid; :class:`FootprintError` (``outside_region``)
+        if nothing is left."""
         region_box = box(*self.ws.grid.bounds)
         if not fp.geometry.intersects(region_box):
             b = ", ".join(f"{v:.1f}" for v in fp.geometry.bounds)
@@ -161,7 +163,7 @@ class SiteValuer:
     def value(self, fp: Footprint, *, with_parcels: bool = True) -> SiteValuation:
         """Value lost over a checked footprint, by product (float64 sums)."""
         t0 = time.perf_counter()
-        geom = self._clip(fp)
+        geom = self.clip(fp)
         if self.engine == "window":
             sums, valid_area_m2 = self._sums_window(geom)
         else:
