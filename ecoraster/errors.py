@@ -129,6 +129,10 @@ class ValidationFailed(EcorasterError, ValueError):
         super().__init__(f"{len(self.issues)} problem(s): {lines}{more}")
 
 
+class InputDataError(EcorasterError, ValueError):
+    """An input file's content is unusable (bad band metadata, unknown units, too few valid values)."""
+
+
 class QueryError(EcorasterError, ValueError):
     """A parcel or site query cannot be answered (unknown workspace, bad bbox, …)."""
 
