@@ -154,3 +154,25 @@ def test_postgis_sql_dump(query_ws, tmp_zh):
     assert '"price_year": 2020' in sql
     res = runner.invoke(cli_app, ["parcels-to-postgis", str(query_ws), "--json"])
     assert res.exit_code == 1 and "--dsn" in json.loads(res.stdout)["message"]
+
+
+def test_run_without_values_or_parcels_is_served_with_clear_answers(tmp_zh, raster_writer):
+    # a plain carbon_storage run (no valuation, no parcel table yet): the app starts, says why not
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from ecoraster.api.app import create_app
+    from ecoraster.run import execute_run
+
+    from ..test_carbon_storage import _setup
+
+    ws = tmp_zh / "ws"
+    execute_run(_setup(tmp_zh, raster_writer, np.ones((4, 4), np.uint8)), ws)
+    client = TestClient(create_app(ws))
+    info = client.get("/api/info").json()
+    assert info["parcels"] == 0 and info["can_value_sites"] is False and info["products"] == []
+    r = client.post("/api/site", json=feature(cell_box(0, 0, 1, 1)))
+    assert r.status_code == 400 and "no per-pixel value rasters" in r.json()["message"]
+    r = client.get("/api/parcels/A")
+    assert r.status_code == 400 and "no products/parcels.parquet" in r.json()["message"]
+    assert client.get("/").status_code == 200
