@@ -12,7 +12,6 @@ sums with :func:`ecoraster.zonal.zonal_stats`).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,7 +207,3 @@ def box_of(grid) -> Any:
 
     return box(*grid.bounds)
 
-
-def ellipse_area_m2(shape: tuple[int, int], res: float) -> float:
-    """Area of the region ellipse of :func:`synthetic_workspace` (m²)."""
-    return math.pi * (shape[0] * res / 2) * (shape[1] * res / 2)
