@@ -356,6 +356,16 @@ def _rewrite_staging_paths(staging: Path, workspace: Path) -> None:
             path.write_text(text.replace(str(staging), str(workspace)), encoding="utf-8")
 
 
+def rebase_outcomes(outcomes: list[Outcome], staging: str | os.PathLike, workspace: str | os.PathLike) -> list[Outcome]:
+    """The outcomes with every staging path replaced by its committed workspace path."""
+    stage, ws = str(Path(staging).resolve()), str(Path(workspace).resolve())
+
+    def move(p: str | None) -> str | None:
+        return ws + p[len(stage):] if p and p.startswith(stage) else p
+
+    return [{**o, "path": move(o["path"]), "outputs": [move(x) for x in o["outputs"]]} for o in outcomes]
+
+
 def finish(config: str, workspace: str, staging: str, outcomes: list[Outcome], *, overlay: str | None = None,
            services: list[str] | None = None, extra_manifest: dict[str, Any] | None = None,
            seen_scenes: dict[str, str] | None = None) -> dict[str, Any]:
@@ -369,7 +379,8 @@ def finish(config: str, workspace: str, staging: str, outcomes: list[Outcome], *
     computed = [o for o in outcomes if o["computed"]]
     overlay_staged = (stage / OVERLAY_NAME).is_file()
     summary = {"manifest": str(ws / "run.json"), "computed": [o["name"] for o in computed],
-               "cached": [o["name"] for o in outcomes if not o["computed"]]}
+               "cached": [o["name"] for o in outcomes if not o["computed"]],
+               "outcomes": rebase_outcomes(outcomes, stage, ws)}
     if not computed and not overlay_staged and (ws / "run.json").is_file():
         discard(stage)
         return {**summary, "changed": False}
