@@ -40,7 +40,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 #: Source files every service's computation runs through (besides its own module and the
 #: kernels). ``run.py`` is left out on purpose: its stage functions only move files around.
-SERVICE_CODE = ("engine.py", "grid.py", "context.py", "io/raster.py", "tables.py", "spec.py")
+SERVICE_CODE = ("engine.py", "grid.py", "context.py", "io/raster.py", "tables.py", "spec.py", "catalog.py",
+                "ingest")
 VALUATION_CODE = ("valuation.py",)
 ZONAL_CODE = ("zonal",)
 PRODUCTS_CODE = ("products.py",)
@@ -76,12 +77,21 @@ def file_fingerprint(path: str | os.PathLike) -> str:
 def dataset_token(entry) -> dict[str, Any]:
     """What a step's key records about one catalogue dataset (a ``DatasetEntry``).
 
-    The declared checksum and the local file's fingerprint; for a shapefile the ``.dbf``
-    and ``.prj`` sidecars too. Remote URIs contribute their URI and declared checksum only.
+    Every field of the entry (uri, declared checksum, band, crs, nodata, resampling, reclass …;
+    not the free-text ones) and the local file's fingerprint; for a shapefile the ``.dbf``,
+    ``.prj`` and ``.shx`` sidecars too; for a ``reclass`` table, that table's fingerprint.
+    Remote URIs contribute their entry fields only.
     """
-    token: dict[str, Any] = {"id": entry.id, "uri": entry.uri, "checksum": entry.checksum,
-                             "band": entry.band, "crs": entry.crs, "nodata": entry.nodata,
-                             "resampling": entry.resampling, "layer": entry.layer}
+    token: dict[str, Any] = entry.model_dump(mode="json", exclude_none=True,
+                                             exclude={"description", "license", "source", "valid_years"})
+    reclass = getattr(entry, "reclass", None)
+    if reclass:
+        try:
+            from .ingest.landcover import resolve_table_path
+
+            token["reclass_table"] = file_fingerprint(resolve_table_path(reclass))
+        except Exception as exc:  # an unknown table is reported by validation, not here
+            token["reclass_table"] = f"unresolved: {exc}"
     if "://" in entry.uri:
         return token
     path = Path(entry.uri)
