@@ -87,7 +87,7 @@ def annual_gep(region: str | None = None, year: int | None = None, config: str |
     with steps.workspace_lock(workspace):
         overlay = steps.workspace_overlay(workspace)
         overlay = str(overlay) if overlay else None
-        staging = prepare_task(config, workspace, overlay, services)
+        staging = prepare_task(config, workspace, overlay, services, force)
         with dask_engine(config, dask_address) as dask_cfg:
             logger.info("annual run %s → %s (dask: %s)", config, workspace,
                         dask_cfg.address or os.environ.get("DASK_SCHEDULER_ADDRESS") or dask_cfg.scheduler)

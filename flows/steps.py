@@ -121,14 +121,45 @@ def remove_dead_staging(workspace: Path) -> list[Path]:
     return removed
 
 
+def everything_cached(config: str | os.PathLike, workspace: str | os.PathLike, *, overlay: str | None = None,
+                      services: list[str] | None = None) -> bool:
+    """True when every step's key matches its record and the manifest exists: the inputs,
+    parameters and code are those of a committed (hence validated) run."""
+    try:
+        plan = plan_for(config, overlay)
+        store = CacheStore(workspace)
+        if not (store.workspace / "run.json").is_file():
+            return False
+        value_keys = {}
+        for sid in chosen_services(plan, services):
+            skey, _ = service_key(plan, sid)
+            vkey, _ = value_key(plan, sid, skey)
+            if store.lookup(f"service.{sid}", skey) is None or store.lookup(f"value.{sid}", vkey) is None:
+                return False
+            value_keys[f"value.{sid}"] = vkey
+        zonal_keys = {}
+        for name in plan.config.zones:
+            zkey, _ = zonal_key(plan, name, value_keys)
+            if store.lookup(f"zonal.{name}", zkey) is None:
+                return False
+            zonal_keys[f"zonal.{name}"] = zkey
+        return store.lookup("products", products_key(plan, value_keys, zonal_keys)[0]) is not None
+    except EcorasterError:
+        return False
+
+
 def prepare(config: str | os.PathLike, workspace: str | os.PathLike, *, overlay: str | None = None,
-            services: list[str] | None = None) -> str:
+            services: list[str] | None = None, force: bool = False) -> str:
     """Validate the run (raise :class:`ValidationFailed` before any long work), remove staging
-    folders of dead runs, and return a fresh staging folder inside ``workspace``."""
+    folders of dead runs, and return a fresh staging folder inside ``workspace``.
+
+    Validation (which may read every class raster once) is skipped when every step is cached
+    (:func:`everything_cached`): nothing will be computed from inputs a committed run validated."""
     cfg = load_config(config, overlay)
-    issues = validate_run(cfg, services)
-    if issues:
-        raise ValidationFailed(issues)
+    if force or not everything_cached(config, workspace, overlay=overlay, services=services):
+        issues = validate_run(cfg, services)
+        if issues:
+            raise ValidationFailed(issues)
     ws = Path(workspace).resolve()
     ws.mkdir(parents=True, exist_ok=True)
     for folder in remove_dead_staging(ws):
@@ -423,7 +454,7 @@ def run_incremental(config: str | os.PathLike, workspace: str | os.PathLike, *, 
     with workspace_lock(workspace):
         overlay = workspace_overlay(workspace)
         overlay = str(overlay) if overlay else None
-        staging = prepare(config, workspace, overlay=overlay, services=services)
+        staging = prepare(config, workspace, overlay=overlay, services=services, force=force)
         return _steps_in_order(config, workspace, staging, overlay=overlay, services=services,
                                progress=progress, force=force)
 

@@ -108,8 +108,9 @@ def _log_outcome(o: dict[str, Any]) -> None:
 # -- tasks ----------------------------------------------------------------------------------------
 
 @task(name="prepare", cache_policy=NO_CACHE)
-def prepare_task(config: str, workspace: str, overlay: str | None, services: list[str] | None) -> str:
-    staging = steps.prepare(config, workspace, overlay=overlay, services=services)
+def prepare_task(config: str, workspace: str, overlay: str | None, services: list[str] | None,
+                 force: bool = False) -> str:
+    staging = steps.prepare(config, workspace, overlay=overlay, services=services, force=force)
     get_run_logger().info("validated %s; staging %s", config, staging)
     return staging
 
