@@ -299,10 +299,17 @@ def _manifest(plan: RunPlan, result: RunResult, chosen: list[str], checksums: bo
 
 
 def commit_staging(staging: Path, workspace: Path) -> None:
-    """Move every staged file into place (each move is atomic on one filesystem)."""
+    """Move every staged file into place (each move is atomic on one filesystem), the
+    manifest last. Paths inside staged JSON files (result.json, run.json) are rewritten
+    from the staging folder to the workspace first."""
     files = sorted(p for p in staging.rglob("*") if p.is_file())
+    for path in files:
+        if path.suffix == ".json":
+            text = path.read_text(encoding="utf-8")
+            if str(staging) in text:
+                path.write_text(text.replace(str(staging), str(workspace)), encoding="utf-8")
     manifest = staging / "run.json"
-    for src in [f for f in files if f != manifest] + [manifest]:  # the manifest last
+    for src in [f for f in files if f != manifest] + ([manifest] if manifest.exists() else []):
         dst = workspace / src.relative_to(staging)
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
@@ -318,6 +325,3 @@ def _rebase_paths(result: RunResult, staging: Path, workspace: Path) -> None:
             rec.path = rebase(rec.path)
     result.zonal_tables = {k: Path(rebase(v)) for k, v in result.zonal_tables.items()}
     result.products = {k: Path(rebase(v)) for k, v in result.products.items()}
-    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
-    text = json.dumps(manifest, ensure_ascii=False, indent=2).replace(str(staging), str(workspace))
-    result.manifest_path.write_text(text, encoding="utf-8")
