@@ -110,11 +110,10 @@ def value_factor(physical_units: str, price_units: str, *, where: str = "") -> t
     price = parse(price_units)
     cny = UREG.Unit("CNY")
     # the unit the price is "per": CNY / (CNY/x) = x (with the price's scale, e.g. 万元)
+    if price.dimensionality.get("[currency]") != 1:
+        raise UnitError(f"{prefix}price unit {price_units!r} is not a currency per quantity")
     per = cny / price
-    try:
-        currency_scale = UREG.Quantity(1.0, price * per).to(cny).magnitude
-    except pint.errors.DimensionalityError:
-        raise UnitError(f"{prefix}price unit {price_units!r} is not a currency per quantity") from None
+    currency_scale = UREG.Quantity(1.0, price * per).to(cny).magnitude
     try:
         q = UREG.Quantity(1.0, phys).to(per)
         note = ""
