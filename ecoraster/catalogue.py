@@ -206,9 +206,12 @@ def catalogue_rows(
 def gep_by_unit(catalogue: pd.DataFrame) -> pd.DataFrame:
     """GEP per spatial unit: Σ value of counted products, with and without contested ones, and
     the three first-level sums (CNY)."""
-    counted = catalogue[catalogue["counted"]].copy()
-    counted["value_cny"] = counted["value_cny"].fillna(0.0)
     keys = ["unit_set", "unit_id", "unit_name"]
+    counted = catalogue[catalogue["counted"].astype(bool)].copy()
+    if counted.empty:
+        return pd.DataFrame(columns=[*keys, "gep_cny", "gep_excl_contested_cny", *[f"{c}_cny" for c in LEVEL1],
+                                     "profile"])
+    counted["value_cny"] = counted["value_cny"].fillna(0.0)
     gep = counted.groupby(keys, sort=False)["value_cny"].sum().rename("gep_cny")
     excl = counted[~counted["contested"]].groupby(keys, sort=False)["value_cny"].sum().rename(
         "gep_excl_contested_cny")
@@ -226,7 +229,9 @@ def summarise(catalogue: pd.DataFrame, level: int) -> pd.DataFrame:
     Quantities are only summed within one second-level class and one unit of measure.
     """
     keys = ["unit_set", "unit_id", "unit_name", "level1"] + (["level2"] if level == 2 else [])
-    df = catalogue[catalogue["counted"]]
+    df = catalogue[catalogue["counted"].astype(bool)]
+    if df.empty:
+        return pd.DataFrame(columns=[*keys, "value_cny", "products"])
     agg = df.groupby(keys, sort=False).agg(value_cny=("value_cny", lambda s: s.fillna(0.0).sum()),
                                            products=("product", lambda s: ", ".join(s)))
     if level == 2:
