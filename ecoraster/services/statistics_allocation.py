@@ -45,6 +45,9 @@ SPEC = ServiceSpec(
                   categorical=True, resampling="mode"),
         InputSpec(id="weight", kind="raster", about="productivity proxy (NDVI or NPP); area when absent",
                   required=False, resampling="bilinear"),
+        InputSpec(id="spot_statistics", kind="table", required=False,
+                  about="scenic-spot table (same columns; unit_id = spot id), e.g. tourism visitors and revenue"),
+        InputSpec(id="spots", kind="vector", required=False, about="scenic-spot polygons (A-grade spots, parks)"),
     ),
     parameters=(
         ParameterSpec(id="unit_id_field", about="field of `units` matching the table's unit_id", units="",
@@ -57,6 +60,8 @@ SPEC = ServiceSpec(
                       confidence="◐"),
         ParameterSpec(id="price_year", about="price year of the value rasters (default: the run year); the "
                       "table's values are rebased to it with the CPI", units="year", default=None),
+        ParameterSpec(id="spot_id_field", about="field of `spots` matching the spot table's unit_id", units="",
+                      default="unit_id"),
         ParameterSpec(id="strict", about="raise when a unit has no eligible pixel (default: report a residual)",
                       units="", default=False),
     ),
@@ -107,19 +112,33 @@ def validate(ctx: ServiceContext) -> list[Issue]:
             for vu in set(table.loc[table["value"].notna(), "value_unit"].fillna("CNY")):
                 if not is_currency(str(vu)):
                     issues.append(Issue(keys, f"value_unit {vu!r} is not a currency"))
+        if ctx.has("spot_statistics"):
+            spot = read_statistics(ctx.table("spot_statistics"), ctx.entry("spot_statistics").uri)
+            if not ctx.has("spots"):
+                issues.append(Issue(("services", SPEC.id, "inputs", "spots"), "spot_statistics given without spots"))
+            else:
+                spots = gpd.read_file(ctx.entry("spots").uri, layer=ctx.entry("spots").layer)
+                sfield = ctx.param("spot_id_field")
+                if sfield not in spots.columns:
+                    issues.append(Issue(("services", SPEC.id, "params", "spot_id_field"),
+                                        f"{ctx.entry('spots').uri} has no field {sfield!r}"))
+                else:
+                    unknown = sorted(set(spot["unit_id"]) - set(spots[sfield].astype(str)))
+                    if unknown:
+                        issues.append(Issue(("services", SPEC.id, "inputs", "spot_statistics"),
+                                            f"spot id(s) {', '.join(unknown[:10])} not in {ctx.entry('spots').uri}"))
     except EcorasterError as exc:
         issues.append(Issue(keys, str(exc)))
     return issues
 
 
-def compute(ctx: ServiceContext) -> ServiceResult:
-    """Write ``<product>_qty.tif`` (and ``<product>_value.tif``) for every product of the table."""
+def _prepared(ctx: ServiceContext, table_id: str, price_year: int):
+    """A statistics table with values in CNY of ``price_year`` (万元 → CNY; CPI rebasing)."""
     from ..catalogue import CONFIGS
     from ..valuation import CPI
 
-    src = ctx.entry("statistics").uri
-    table = _table(ctx)
-    price_year = int(ctx.param("price_year") or ctx.year)
+    src = ctx.entry(table_id).uri
+    table = read_statistics(ctx.table(table_id), src)
     if "value" in table.columns:
         cpi = CPI(CONFIGS / "prices" / "cpi_china.csv")
         units_col = table["value_unit"] if "value_unit" in table.columns else "CNY"
@@ -129,17 +148,46 @@ def compute(ctx: ServiceContext) -> ServiceResult:
                           if np.isfinite(v) else v
                           for v, u, y in zip(table["value"], np.broadcast_to(units_col, len(table)),
                                              np.broadcast_to(years, len(table)))]
-    units = gpd.read_file(ctx.entry("units").uri, layer=ctx.entry("units").layer)
-    if units.crs is None and ctx.entry("units").crs:
-        units = units.set_crs(ctx.entry("units").crs)
+    return table, src
+
+
+def _units(ctx: ServiceContext, input_id: str) -> gpd.GeoDataFrame:
+    entry = ctx.entry(input_id)
+    units = gpd.read_file(entry.uri, layer=entry.layer)
+    if units.crs is None and entry.crs:
+        units = units.set_crs(entry.crs)
+    return units
+
+
+def compute(ctx: ServiceContext) -> ServiceResult:
+    """Write ``<product>_qty.tif`` (and ``<product>_value.tif``) for every product of the table
+    (and of the scenic-spot table, allocated to the spots' pixels)."""
+    import pandas as pd
+
+    price_year = int(ctx.param("price_year") or ctx.year)
     classes = ctx.raster("classes")
     weight = ctx.raster("weight", dtype="float32") if ctx.has("weight") else None
-    qty, val, report = allocate(
-        table, units, ctx.param("unit_id_field"), classes.data, classes.attrs["nodata"], _eligible(ctx), ctx.grid,
-        weight=None if weight is None else weight.data,
-        weight_nodata=float(weight.attrs["nodata"]) if weight is not None else NODATA,
-        area_weighted=tuple(ctx.param("area_weighted") or ()), chunk=ctx.chunk,
-        strict=bool(ctx.param("strict")), source=src)
+    common = dict(weight=None if weight is None else weight.data,
+                  weight_nodata=float(weight.attrs["nodata"]) if weight is not None else NODATA,
+                  area_weighted=tuple(ctx.param("area_weighted") or ()), chunk=ctx.chunk,
+                  strict=bool(ctx.param("strict")))
+    table, src = _prepared(ctx, "statistics", price_year)
+    qty, val, report = allocate(table, _units(ctx, "units"), ctx.param("unit_id_field"), classes.data,
+                                classes.attrs["nodata"], _eligible(ctx), ctx.grid, source=src, **common)
+    if ctx.has("spot_statistics") and ctx.has("spots"):
+        spot_table, spot_src = _prepared(ctx, "spot_statistics", price_year)
+        both = sorted(set(spot_table["product"]) & set(table["product"]))
+        if both:
+            raise EcorasterError(f"{spot_src}: product(s) {', '.join(both)} also in {src}; allocate each product "
+                                 "from one table only")
+        q2, v2, r2 = allocate(spot_table, _units(ctx, "spots"), ctx.param("spot_id_field"), classes.data,
+                              classes.attrs["nodata"], _eligible(ctx), ctx.grid, source=spot_src, **common)
+        qty.update(q2)
+        val.update(v2)
+        report.rows = pd.concat([report.rows, r2.rows], ignore_index=True)
+        report.notes.extend(r2.notes)
+        table = pd.concat([table, spot_table], ignore_index=True)
+        src = f"{src} + {spot_src}"
     qty_units = table.groupby("product")["quantity_unit"].first()
     outs, ids = [], []
     for product, arr in qty.items():
