@@ -232,21 +232,29 @@ def summarise(catalogue: pd.DataFrame, level: int) -> pd.DataFrame:
     df = catalogue[catalogue["counted"].astype(bool)]
     if df.empty:
         return pd.DataFrame(columns=[*keys, "value_cny", "products"])
-    agg = df.groupby(keys, sort=False).agg(value_cny=("value_cny", lambda s: s.fillna(0.0).sum()),
-                                           products=("product", lambda s: ", ".join(s)))
+    agg = df.assign(value_cny=df["value_cny"].fillna(0.0)).groupby(keys, sort=False).agg(
+        value_cny=("value_cny", "sum"), products=("product", ", ".join),
+        quantity=("quantity", "sum"), n_units=("quantity_unit", "nunique"), quantity_unit=("quantity_unit", "first"))
     if level == 2:
-        qty = df.groupby(keys, sort=False).apply(
-            lambda g: g["quantity"].sum() if g["quantity_unit"].nunique() == 1 else float("nan"),
-            include_groups=False)
-        agg.insert(0, "quantity", qty)
-        agg.insert(1, "quantity_unit", df.groupby(keys, sort=False)["quantity_unit"].agg(
-            lambda s: s.iloc[0] if s.nunique() == 1 else "mixed"))
+        mixed = agg["n_units"] > 1
+        agg.loc[mixed, "quantity"] = float("nan")
+        agg.loc[mixed, "quantity_unit"] = "mixed"
+        agg = agg[["quantity", "quantity_unit", "value_cny", "products"]]
+    else:
+        agg = agg[["value_cny", "products"]]
     return agg.reset_index()
 
 
-def write_catalogue(catalogue: pd.DataFrame, folder: Path, meta: dict[str, Any]) -> dict[str, Path]:
+#: Zone sets with more zones than this are left out of the Excel workbook (they stay in the CSV
+#: and Parquet): openpyxl writes ~25,000 cells/s here, so 3,000 parcels × 8 products took ~20 s.
+XLSX_MAX_ZONES = 500
+
+
+def write_catalogue(catalogue: pd.DataFrame, folder: Path, meta: dict[str, Any],
+                    xlsx_max_zones: int = XLSX_MAX_ZONES) -> dict[str, Path]:
     """``catalogue.csv`` (UTF-8 with BOM, so Excel shows the Chinese), ``catalogue.parquet``
-    and ``catalogue.xlsx`` (sheets 目录清单 / 一级分类 / 二级分类 / GEP / 说明)."""
+    and ``catalogue.xlsx`` (sheets 目录清单 / 一级分类 / 二级分类 / GEP / 说明); zone sets with
+    more than ``xlsx_max_zones`` zones (e.g. parcels) only go to CSV and Parquet."""
     import json
 
     import pyarrow as pa
@@ -260,13 +268,19 @@ def write_catalogue(catalogue: pd.DataFrame, folder: Path, meta: dict[str, Any])
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            b"ecoraster": json.dumps(meta, ensure_ascii=False).encode()})
     pq.write_table(table, paths["catalogue_parquet"])
-    gep = gep_by_unit(catalogue)
+    sizes = catalogue.groupby("unit_set")["unit_id"].nunique()
+    left_out = sorted(sizes[sizes > xlsx_max_zones].index)
+    book = catalogue[~catalogue["unit_set"].isin(left_out)]
+    if left_out:
+        meta = {**meta, "xlsx_left_out": f"zone sets {', '.join(left_out)} (> {xlsx_max_zones} zones): "
+                                        "see catalogue.csv / catalogue.parquet"}
+    gep = gep_by_unit(book)
     about = pd.DataFrame({"key": list(meta), "value": [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
                                                         else v for v in meta.values()]})
     with pd.ExcelWriter(paths["catalogue_xlsx"], engine="openpyxl") as xl:
-        catalogue.to_excel(xl, sheet_name="目录清单", index=False)
-        summarise(catalogue, 1).to_excel(xl, sheet_name="一级分类", index=False)
-        summarise(catalogue, 2).to_excel(xl, sheet_name="二级分类", index=False)
+        book.to_excel(xl, sheet_name="目录清单", index=False)
+        summarise(book, 1).to_excel(xl, sheet_name="一级分类", index=False)
+        summarise(book, 2).to_excel(xl, sheet_name="二级分类", index=False)
         gep.to_excel(xl, sheet_name="GEP", index=False)
         about.to_excel(xl, sheet_name="说明", index=False)
     return paths
