@@ -127,3 +127,7 @@ class ValidationFailed(EcorasterError, ValueError):
         lines = "; ".join(str(i) for i in self.issues[:10])
         more = f" (+{len(self.issues) - 10} more)" if len(self.issues) > 10 else ""
         super().__init__(f"{len(self.issues)} problem(s): {lines}{more}")
+
+
+class InputDataError(EcorasterError, ValueError):
+    """An input file's content is unusable (bad band metadata, unknown units, too few valid values)."""
