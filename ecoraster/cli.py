@@ -177,13 +177,19 @@ def zonal(
     id_field: str = typer.Option(..., "--id", help="unique zone id field"),
     stat: list[str] = typer.Option(["sum"], "--stat", help="sum | mean | count (repeatable)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="FILE.csv or FILE.parquet"),
+    engine: str = typer.Option("ecoraster", "--engine", help="ecoraster (fast, cached weights) | exactextract"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="reuse zone weights across runs"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Coverage-weighted zonal statistics of rasters over polygons (float64, every zone kept)."""
     from .zonal import zonal_stats
 
     try:
-        table = zonal_stats({p.stem: p for p in raster}, zones, id_field, stats=tuple(stat))
+        table = zonal_stats({p.stem: p for p in raster}, zones, id_field, stats=tuple(stat), engine=engine,
+                            cache_dir=cache_dir)
+        for name, mb in table.attrs.pop("mass_balance", {}).items():
+            typer.echo(f"mass balance {name}: zones {mb.zones_total:.6g} vs raster inside {mb.inside_total:.6g} "
+                       f"(rel diff {mb.rel_diff:.1e}, overlap {mb.overlap_px:.1f} px)", err=True)
     except EcorasterError as exc:
         _fail(exc, as_json)
     if out is not None:

@@ -7,6 +7,7 @@ A failed run removes its staging folder and leaves earlier results untouched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -226,6 +227,9 @@ def aggregate_zones(plan: RunPlan, name: str, services: dict[str, ServiceResult]
     rasters = {f"{sid}.{oid}": rec.path for sid, res in services.items()
                for oid, rec in res.outputs.items() if rec.per == "pixel"}
     table = zonal_stats(rasters, zones, zs.id_field, stats=("sum",))
+    balance = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+               for k, v in table.attrs.pop("mass_balance", {}).items()}
+    table.attrs = {}
     table.columns = [c.removesuffix("_sum") for c in table.columns]
     if zs.name_field and zs.name_field != zs.id_field:
         table.insert(0, zs.name_field, zones.set_index(zs.id_field)[zs.name_field].reindex(table.index))
@@ -233,6 +237,14 @@ def aggregate_zones(plan: RunPlan, name: str, services: dict[str, ServiceResult]
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"{name}.csv", encoding="utf-8-sig")
     table.to_parquet(out / f"{name}.parquet")
+    (out / f"{name}.mass_balance.json").write_text(json.dumps(balance, ensure_ascii=False, indent=2),
+                                                   encoding="utf-8")
+    if zs.partition:
+        for raster, mb in balance.items():
+            level = logging.WARNING if abs(mb.get("rel_diff", 0.0)) > mb.get("tolerance", 1e-9) else logging.INFO
+            log.log(level, "zones %s (partition) × %s: zones sum %.6g vs raster inside %.6g (rel diff %.2e)",
+                    name, raster, mb.get("zones_total", float("nan")), mb.get("inside_total", float("nan")),
+                    mb.get("rel_diff", float("nan")))
     return out / f"{name}.csv"
 
 
@@ -306,6 +318,9 @@ def _manifest(plan: RunPlan, result: RunResult, chosen: list[str], checksums: bo
         "inputs": _inputs_used(plan, chosen, checksums),
         "results": {sid: res.to_dict() for sid, res in result.services.items()},
         "zonal_tables": {k: str(v) for k, v in result.zonal_tables.items()},
+        "mass_balance": {k: json.loads(Path(v).with_suffix(".mass_balance.json").read_text(encoding="utf-8"))
+                         for k, v in result.zonal_tables.items()
+                         if Path(v).with_suffix(".mass_balance.json").exists()},
         "products": {k: str(v) for k, v in result.products.items()},
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "software": {"python": platform.python_version(), "platform": platform.platform(), **versions},
