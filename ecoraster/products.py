@@ -206,6 +206,22 @@ def mass_balance(zones: gpd.GeoDataFrame, table: pd.DataFrame, rasters: dict[str
     return out
 
 
+def _zone_set_balance(csv_path: Path, zones, table, results) -> dict[str, Any]:
+    """Mass balance of a partition: the zonal stage's ``<zone set>.mass_balance.json`` (Σ zones vs
+    raster inside the union, per raster) when it wrote one, else computed here."""
+    path = csv_path.with_suffix(".mass_balance.json")
+    if path.is_file():
+        balance = json.loads(path.read_text(encoding="utf-8"))
+        if balance:
+            return {k: {"zones_sum": v.get("zones_total"), "raster_total_inside": v.get("inside_total"),
+                        "difference": v.get("abs_diff"), "relative": v.get("rel_diff"),
+                        "ok": abs(v.get("rel_diff") or 0.0) <= max(v.get("tolerance", 0.0), MASS_BALANCE_RTOL),
+                        "checked_by": "ecoraster.zonal (zonal stage)"} for k, v in balance.items()}
+    rasters = {f"{sid}.{oid}": rec.path for sid, res in results.items()
+               for oid, rec in res.outputs.items() if rec.per == "pixel"}
+    return mass_balance(zones, table, rasters) if rasters else {}
+
+
 def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[str, Path],
                    out_dir: Path, *, field_names: str | None = None, stac: bool = True) -> dict[str, Path]:
     """Write the run's products under ``out_dir``; return them by name.
@@ -275,11 +291,8 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
                                                             "field_names_gpkg": switch}, switch))
         zreport: dict[str, Any] = {"n_zones": len(gdf), "partition": zs.partition}
         if zs.partition:
-            rasters = {f"{sid}.{oid}": rec.path for sid, res in results.items()
-                       for oid, rec in res.outputs.items() if rec.per == "pixel"}
             zreport["partition_check"] = _partition_report(zones.reset_index(drop=True), zs.id_field)
-            if rasters:
-                zreport["mass_balance"] = mass_balance(zones, table, rasters)
+            zreport["mass_balance"] = _zone_set_balance(Path(csv_path), zones, table, results)
         report["zone_sets"][name] = zreport
 
     catalogue = pd.concat(parts, ignore_index=True)
