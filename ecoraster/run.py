@@ -31,7 +31,7 @@ from .grid import Grid
 from .products import build_products
 from .registry import get_service
 from .spec import Issue, ServiceResult
-from .valuation import value_results
+from .valuation import check_valuation, value_results
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def validate_run(config: str | os.PathLike | RunConfig, services: list[str] | No
             issues.append(Issue(("services", sid), f"validation failed unexpectedly: {exc!r}"))
     for name, zs in plan.config.zones.items():
         issues.extend(_validate_zones(plan, name, zs))
+    issues.extend(check_valuation(plan, [s for s in chosen if s in plan.config.services]))
     return issues
 
 
@@ -266,9 +267,37 @@ def write_manifest(plan: RunPlan, result: RunResult, chosen: list[str], staging:
                    checksums: bool = True) -> Path:
     """Write ``run.json`` into ``staging``."""
     manifest = _manifest(plan, result, chosen, checksums)
+    # stage reports of the valuation and products hooks (price table, price year, mass balance …)
+    for key, name in (("valuation", "valuation.json"), ("products_report", "products/products.json")):
+        if (staging / name).is_file():
+            manifest[key] = json.loads((staging / name).read_text(encoding="utf-8"))
+    manifest["parameter_tables"] = _parameter_versions(plan, checksums)
     path = staging / "run.json"
     path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return path
+
+
+def _parameter_versions(plan: RunPlan, checksums: bool) -> dict[str, Any]:
+    """sha256 of the reference tables a run depends on: products, the profile, the price table
+    and CPI, and every table input of the services (parameter tables)."""
+    from .catalogue import CONFIGS, load_profile, products_version
+    from .valuation import resolve_price_table
+
+    out: dict[str, Any] = {"products": {"path": str(CONFIGS / "products.yaml"), "version": products_version()}}
+    try:
+        out["profile"] = {"id": plan.config.profile, "path": load_profile(plan.config.profile).source_path}
+        out["prices"] = {"path": str(resolve_price_table(plan))}
+    except EcorasterError as exc:
+        out["error"] = str(exc)
+    for sid, run in plan.config.services.items():
+        for iid, ds in run.inputs.items():
+            if isinstance(ds, str) and ds in plan.catalog and plan.catalog.get(ds).kind == "table":
+                out[f"{sid}.{iid}"] = {"dataset": ds, "path": plan.catalog.get(ds).uri}
+    if checksums:
+        for info in out.values():
+            if isinstance(info, dict) and info.get("path") and Path(info["path"]).is_file():
+                info["sha256"] = file_sha256(info["path"])
+    return out
 
 
 def _manifest(plan: RunPlan, result: RunResult, chosen: list[str], checksums: bool) -> dict[str, Any]:
