@@ -149,7 +149,7 @@ def run(
     _print_summary(result)
 
 
-def _print_summary(result) -> None:
+def _print_summary(result, max_rows: int = 15) -> None:
     typer.echo(f"outputs in {result.workspace}")
     for sid, res in result.services.items():
         typer.echo(f"{sid}:")
@@ -163,10 +163,11 @@ def _print_summary(result) -> None:
         import pandas as pd
 
         table = pd.read_csv(path, encoding="utf-8-sig")
-        typer.echo(f"\nzones {name!r} ({path}):")
+        shown = f"first {max_rows} of {len(table)} rows" if len(table) > max_rows else f"{len(table)} rows"
+        typer.echo(f"\nzones {name!r} ({path}, {shown}):")
         with pd.option_context("display.width", 160, "display.max_columns", 12,
                                "display.float_format", "{:,.1f}".format):
-            typer.echo(table.to_string(index=False))
+            typer.echo(table.head(max_rows).to_string(index=False))
     typer.echo(f"\nmanifest: {result.manifest_path}")
 
 
