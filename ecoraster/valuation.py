@@ -398,8 +398,12 @@ def value_results(plan, results: dict[str, ServiceResult], out_dir: Path, *,
             (folder / "result.json").write_text(json.dumps(res.to_dict(), ensure_ascii=False, indent=2),
                                                 encoding="utf-8")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "valuation.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str),
-                                                  encoding="utf-8")
+    report_path = Path(out_dir) / "valuation.json"
+    if report_path.exists():  # flows value one service at a time: keep the others' entries
+        earlier = json.loads(report_path.read_text(encoding="utf-8"))
+        for key in ("valued", "unpriced", "not_counted"):
+            report[key] = {**earlier.get(key, {}), **report[key]}
+    report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return results
 
 

@@ -145,3 +145,20 @@ def test_profile_not_counting_a_product_skips_its_value(tmp_zh, raster_writer, f
     res = execute_run(cfg, tmp_zh / "ws").services["fake_gep"]
     assert "o2_value" not in res.outputs and "wc_value" in res.outputs
     assert any("not counted by profile ndrc2022" in n for n in res.notes)
+
+
+def test_valuing_services_one_at_a_time_keeps_every_entry(tmp_zh, raster_writer, fake_service):
+    """Flows value one service per task into the same staging folder: valuation.json keeps both."""
+    from ecoraster.spec import ServiceResult
+    from ecoraster.valuation import value_results
+
+    cfg = setup_run(tmp_zh, raster_writer, chunk=64, shape=(20, 20))
+    cfg.write_text(cfg.read_text().split("zones:")[0])
+    result = execute_run(cfg, tmp_zh / "ws")
+    physical = {k: v for k, v in result.services["fake_gep"].outputs.items() if v.kind == "physical"}
+    out = tmp_zh / "staging"
+    for oid in ("wc", "carbon"):
+        part = ServiceResult(service="fake_gep", outputs={oid: physical[oid]})
+        value_results(load_plan(cfg), {"fake_gep": part}, out)
+    report = json.loads((out / "valuation.json").read_text(encoding="utf-8"))
+    assert {"fake_gep.wc", "fake_gep.carbon"} <= set(report["valued"])
