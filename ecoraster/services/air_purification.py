@@ -44,7 +44,7 @@ from ..kernels.casa import build_row_index
 from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
 from ..tables import check_codes, lookup_arrays, numeric_column, read_table, require_columns, unique_counts
 from .carbon_sequestration import (PARAMETER_DIR, class_array, constants_used, load_constants,
-                                   parameter_specs, resolve_constant)
+                                   parameter_specs, resolve_constant, unknown_params)
 
 CONSTANTS_FILE = PARAMETER_DIR / "air_constants.yaml"
 DEPOSITION_TABLE = PARAMETER_DIR / "air_deposition_classes.csv"
@@ -184,7 +184,7 @@ def validate(ctx: ServiceContext) -> list[Issue]:
     method = _method(ctx)
     if method not in METHODS:
         return [Issue((*key, "method"), f"= {method!r}; use one of {', '.join(METHODS)}")]
-    issues = ctx.validate_inputs()
+    issues = ctx.validate_inputs() + unknown_params(ctx, _CONSTANTS)
     try:
         if method == "deposition":
             pollutants = deposition_pollutants(ctx)

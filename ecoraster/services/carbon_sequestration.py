@@ -104,6 +104,13 @@ def resolve_constant(ctx: ServiceContext, constants: dict[str, dict[str, Any]], 
     return (body.get("profiles") or {}).get(ctx.profile, body["value"])
 
 
+def unknown_params(ctx: ServiceContext, constants: dict[str, dict[str, Any]]) -> list[Issue]:
+    """An issue for every run parameter that is not a constant of the service (typos)."""
+    return [Issue(("services", ctx.spec.id, "params", name),
+                  f"unknown parameter (known: {', '.join(sorted(constants))})")
+            for name in sorted(set(ctx.params) - set(constants))]
+
+
 def constants_used(ctx: ServiceContext, constants: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Every constant's value for this run with unit, source, confidence (for metadata)."""
     out = {}
@@ -205,7 +212,7 @@ def class_table(ctx: ServiceContext) -> tuple[np.ndarray, np.ndarray, str]:
 def validate(ctx: ServiceContext) -> list[Issue]:
     """Every problem at once: inputs, constants, period counts, class codes. Never raises."""
     key = ("services", SPEC.id)
-    issues = ctx.validate_inputs()
+    issues = ctx.validate_inputs() + unknown_params(ctx, _CONSTANTS)
     for name, allowed in CHOICES.items():
         value = _const(ctx, name)
         if value not in allowed:

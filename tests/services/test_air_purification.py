@@ -182,6 +182,8 @@ def test_validation_lists_every_problem(tmp_zh):
     cfg = write_run(tmp_zh, "air_purification", datasets, inputs)
     issues = [str(i) for i in validate_run(cfg)]
     assert len(issues) == 1 and "77 (1 px)" in issues[0] and "air_deposition_classes.csv" in issues[0]
+    cfg = write_run(tmp_zh, "air_purification", datasets, inputs, params={"removal_hour": 10})
+    assert "removal_hour: unknown parameter" in str(validate_run(cfg)[0])
     cfg = write_run(tmp_zh, "air_purification", datasets, inputs, method="box_model")
     assert "box_model" in str(validate_run(cfg)[0])
 
