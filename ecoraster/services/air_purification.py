@@ -32,7 +32,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
@@ -358,23 +357,25 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
 def _sums_block(cls_block, *, row_area_m2, class_nodata, row_of_code, q):
     sums = np.empty((cls_block.shape[0], q.shape[1]), dtype=np.float64)
     capacity_row_sums(cls_block, class_nodata, row_of_code, q, row_area_m2, sums)
-    return sums.sum(axis=0)
+    return sums.sum(axis=0)[None, None]
 
 
 def regional_capacity(classes: da.Array, class_nodata: int, row_of_code: np.ndarray, q: np.ndarray,
                       grid) -> np.ndarray:
-    """First pass: Σ capacity (kg/yr, float64) per pollutant over every valid pixel."""
+    """First pass: Σ capacity (kg/yr, float64) per pollutant over every valid pixel; one
+    partial sum per block, summed by a dask tree reduction."""
     areas = grid.row_areas_m2()
-    parts = []
-    row_starts = np.concatenate([[0], np.cumsum(classes.chunks[0])])
-    for i, j in np.ndindex(*classes.numblocks):
-        r0, r1 = row_starts[i], row_starts[i + 1]
-        parts.append(dask.delayed(_sums_block)(classes.blocks[i, j], row_area_m2=areas[r0:r1],
-                                               class_nodata=class_nodata, row_of_code=row_of_code, q=q))
-    total = np.zeros(q.shape[1], dtype=np.float64)
-    for part in dask.compute(*parts):
-        total += part
-    return total
+
+    def _block(cls_block, block_info=None):
+        r0, r1 = block_info[0]["array-location"][0]
+        return _sums_block(cls_block, row_area_m2=areas[r0:r1], class_nodata=class_nodata,
+                           row_of_code=row_of_code, q=q)
+
+    per_block = da.map_blocks(_block, classes, new_axis=[2], dtype=np.float64,
+                              chunks=(tuple(1 for _ in classes.chunks[0]), tuple(1 for _ in classes.chunks[1]),
+                                      (q.shape[1],)),
+                              meta=np.empty((0, 0, 0), dtype=np.float64))
+    return per_block.sum(axis=(0, 1), dtype=np.float64, split_every=4).compute()
 
 
 def compute_capacity(ctx: ServiceContext) -> ServiceResult:

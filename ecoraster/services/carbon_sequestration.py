@@ -341,7 +341,7 @@ def map_blocks_multi(func, arrays: list[da.Array], grid, n_out: int) -> da.Array
 def _histogram_block(cls_block, *ndvi_blocks, class_nodata, row_of_code, n_rows):
     counts = np.zeros((n_rows, NDVI_BINS), dtype=np.int64)
     ndvi_class_histogram(cls_block, class_nodata, row_of_code, np.stack(ndvi_blocks), counts)
-    return counts
+    return counts[None, None]
 
 
 def ndvi_bounds(classes: da.Array, class_nodata: int, ndvi: list[da.Array], codes: np.ndarray,
@@ -349,16 +349,16 @@ def ndvi_bounds(classes: da.Array, class_nodata: int, ndvi: list[da.Array], code
                 ) -> tuple[np.ndarray, np.ndarray, dict[int, dict[str, Any]]]:
     """Per-class NDVI 5 % / 95 % percentiles of the positive NDVI values of every period,
     falling back to the table for classes with fewer than ``min_samples`` values or a
-    degenerate range. Reads the class and NDVI rasters once, block by block."""
+    degenerate range. Reads the class and NDVI rasters once, block by block: one histogram
+    per block, summed by a dask tree reduction (bounded memory at any raster size)."""
     row_of_code = build_row_index(codes)
-    parts = []
-    for idx in np.ndindex(*classes.numblocks):
-        parts.append(dask.delayed(_histogram_block)(
-            classes.blocks[idx], *[a.blocks[idx] for a in ndvi],
-            class_nodata=class_nodata, row_of_code=row_of_code, n_rows=codes.size))
-    counts = np.zeros((codes.size, NDVI_BINS), dtype=np.int64)
-    for part in dask.compute(*parts):
-        counts += part
+    per_block = da.map_blocks(
+        _histogram_block, classes, *ndvi, class_nodata=class_nodata, row_of_code=row_of_code,
+        n_rows=codes.size, new_axis=[2, 3], dtype=np.int64,
+        chunks=(tuple(1 for _ in classes.chunks[0]), tuple(1 for _ in classes.chunks[1]),
+                (codes.size,), (NDVI_BINS,)),
+        meta=np.empty((0, 0, 0, 0), dtype=np.int64))
+    counts = per_block.sum(axis=(0, 1), dtype=np.int64, split_every=4).compute()
     lo, hi = table_lo.copy(), table_hi.copy()
     report: dict[int, dict[str, Any]] = {}
     for k, code in enumerate(codes):
