@@ -276,10 +276,12 @@ def test_slovenia_ndvi_series_plausible_npp(shared_data, tmp_zh):
     pixel_m2 = abs(profile["transform"].a * profile["transform"].e)
     veg = (eco != 62) & (eco != 255)
     npp_g = npp[veg] / pixel_m2 * 1e6
+    print(f"Slovenia NPP mean {np.mean(npp_g):.0f} g C/m2/yr")
     assert 300 < np.mean(npp_g) < 1300 and np.percentile(npp_g, 99) < 2000
     nep_g = nep[veg] / pixel_m2 * 1e6
     assert -300 < np.mean(nep_g) < 700                     # NEP: a few hundred g C/m2/yr at most
     t_c_ha = res.totals["npp_total"][0] / (veg.sum() * pixel_m2 / 1e4)
+    print(f"Slovenia NEP mean {np.mean(nep_g):.0f} g C/m2/yr, NPP {t_c_ha:.2f} t C/ha/yr")
     assert 3 < t_c_ha < 13                                  # t C/ha/yr
     assert json.dumps(res.metadata["ndvi_bounds"])           # bounds of the patch's classes recorded
 
@@ -320,3 +322,29 @@ def test_gura_real_precip_et0_monthly_vrt(shared_data, tmp_zh):
     npp_g = npp[valid]
     assert (npp_g >= 0.5 * full * (1 - 1e-5)).all() and (npp_g <= full * (1 + 1e-5)).all()
     assert npp_g.min() < npp_g.max()                          # the real rainfall pattern shows through
+
+
+@pytest.mark.shared
+def test_modis_red_nir_annual_surrogate(shared_data, tmp_zh):
+    """MODIS MYD09GQ red / NIR (Iowa cropland, 2017-10-19, clear) → NDVI as a one-band annual surrogate, with
+    Iowa-like annual climate (✱: SOL 5000 MJ/m2/yr, T 10 °C, P 900 mm, PET 1000 mm). Cropland NPP of the US
+    corn belt is roughly 400-900 g C/m2/yr; the single-date NDVI surrogate must land within 200-1200."""
+    with rasterio.open(shared_data / "real" / "modis-myd09gq-red-nir-iowa" / "MYD09GQ_15TWF79_20171019_red_nir_qc.tif") as s:
+        red, nir = (s.read(i).astype("float64") / 1e4 for i in (1, 2))
+        profile = dict(s.profile, count=1, dtype="float32", nodata=-9999.0)
+    ndvi = (nir - red) / (nir + red)
+    assert 0.2 < np.median(ndvi) < 0.7
+    for name, arr in (("ndvi", ndvi), ("sol", 5000.0), ("t", 10.0), ("p", 900.0), ("pet", 1000.0)):
+        with rasterio.open(tmp_zh / f"{name}.tif", "w", **profile) as dst:
+            dst.write(np.broadcast_to(np.asarray(arr, "float32"), ndvi.shape), 1)
+    with rasterio.open(tmp_zh / "eco.tif", "w", **dict(profile, dtype="uint8", nodata=255)) as dst:
+        dst.write(np.full(ndvi.shape, 52, np.uint8), 1)
+    datasets = {k: v for k, v in _datasets().items() if k != "aet"}
+    inputs = {k: v for k, v in INPUTS.items() if k != "aet"}
+    cfg = write_run(tmp_zh, "carbon_sequestration", datasets, inputs,
+                    params={"water_stress": "precip_pet", "ndvi_bounds": "table"})
+    res = execute_run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
+    npp_g = read(res.outputs["npp"].path) / (100.0 * 100.0) * 1e6     # 100 m pixels: t C → g C/m2
+    print(f"MODIS Iowa NPP mean {npp_g.mean():.0f} g C/m2/yr")
+    assert 200 < npp_g.mean() < 1200 and npp_g.max() < 1600
+    assert any("annual surrogate" in n for n in res.notes) and res.metadata["periods"] == 1
