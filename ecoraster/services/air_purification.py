@@ -42,7 +42,7 @@ from ..kernels.air import capacity_allocated, capacity_row_sums, deposition, lai
 from ..kernels.casa import build_row_index
 from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
 from ..tables import check_codes, lookup_arrays, numeric_column, read_table, require_columns, unique_counts
-from .carbon_sequestration import (PARAMETER_DIR, class_array, constants_used, load_constants,
+from .carbon_sequestration import (PARAMETER_DIR, block_chunk, class_array, constants_used, load_constants,
                                    parameter_specs, resolve_constant, unknown_params)
 
 CONSTANTS_FILE = PARAMETER_DIR / "air_constants.yaml"
@@ -313,7 +313,8 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
     source, codes, factors = _deposition_factors(ctx, pollutants)
     vd_wind, rs_wind = _pm25_wind(ctx)
     row_of_code = build_row_index(codes)
-    chunk = ctx.chunk
+    # per block: LAI (or NDVI), wind, one concentration and one float32 output per pollutant
+    chunk = block_chunk(2 + 2 * len(pollutants), ctx.chunk)
     classes, class_nodata = class_array(ctx, chunk)
     lai, lai_note = _lai(ctx, chunk)
     if ctx.has("wind_speed"):
@@ -348,7 +349,7 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
     result.metadata.update({
         "method": "deposition", "profile": ctx.profile, "pollutants": pollutants,
         "constant_gas_vd": True, "class_table": source, "removal_seconds": seconds, "lai": lai_note,
-        "wind": wind_note, "constants": constants_used(ctx, _CONSTANTS),
+        "wind": wind_note, "chunk": chunk, "constants": constants_used(ctx, _CONSTANTS),
         "price_units": {f"air_purification_{p}": "CNY/kg" for p in pollutants},
     })
     return result
