@@ -1,24 +1,46 @@
-# Compute-node image: the ecoraster package, its `eco` CLI and the Prefect flows.
-#   docker build -t ecoraster .
-#   docker run --rm -v "$PWD/outputs:/app/outputs" ecoraster eco run configs/wuhan_2013.yaml -w outputs/wuhan_2013
+# Compute-node image: the ecoraster package, its `eco` CLI, the Prefect flows and deployments.
+#
+#   docker build -t ecoraster:0.1.0 .
+#   # one node, both schedules in one process (Prefect serve):
+#   docker run -d --name gep -v /data:/data ecoraster:0.1.0 \
+#       python flows/serve.py --config configs/wuhan_2013.yaml --workspace /data/outputs/wuhan_2013 \
+#       --watch-folder /data/incoming --pattern 'wh2013_*.tif=wuhan_lulc_2013'
+#   # a worker of a Process work pool on a self-hosted server:
+#   docker run -d -e PREFECT_API_URL=http://prefect:4200/api -v /data:/data ecoraster:0.1.0 \
+#       prefect worker start --pool gep-process
+#   # one run by hand:
+#   docker run --rm -v /data:/data ecoraster:0.1.0 eco flow annual configs/wuhan_2013.yaml -w /data/outputs/wuhan_2013
 FROM python:3.11-slim-bookworm
 
+# Offline and quiet by default (flows/_settings.py sets the same when they are missing).
 ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     NUMBA_CACHE_DIR=/tmp/numba_cache \
+    PREFECT_HOME=/home/eco/.prefect \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
-    DO_NOT_TRACK=1
+    DO_NOT_TRACK=1 \
+    PREFECT_LOGGING_LEVEL=INFO \
+    PREFECT_LOGGING_TO_API_ENABLED=false \
+    DASK_DISTRIBUTED__LOGGING__DISTRIBUTED=error \
+    ECORASTER_CONFIG_DIR=/app/configs \
+    ECORASTER_OUTPUT_DIR=/data/outputs
 
 WORKDIR /app
-# Wheels of rasterio / pyogrio bundle GDAL: no system GDAL needed.
+# Wheels of rasterio / pyogrio bundle GDAL: no system GDAL needed. tini reaps Dask worker processes.
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY ecoraster ./ecoraster
 COPY flows ./flows
 RUN pip install --upgrade pip && pip install .
+COPY prefect.yaml data_catalog.yaml ./
 COPY configs ./configs
-COPY data_catalog.yaml ./
 COPY data ./data
 
-RUN useradd --create-home eco && chown -R eco /app
+RUN useradd --create-home eco && mkdir -p /data && chown -R eco /app /data
 USER eco
-CMD ["eco", "--help"]
+VOLUME ["/data"]
+ENTRYPOINT ["tini", "--"]
+# Default: serve the annual deployment of the bundled demo region; override the command for
+# `eco …` or `prefect worker start --pool …`.
+CMD ["python", "flows/serve.py", "--config", "configs/wuhan_2013.yaml", "--workspace", "/data/outputs/wuhan_2013"]

@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+DEMO_WS := outputs/demo/wuhan_2013
+
 demo: install
-	$(VENV)/bin/eco run configs/wuhan_2013.yaml --workspace outputs/demo/wuhan_2013
+	$(VENV)/bin/eco run configs/wuhan_2013_gep.yaml --workspace $(DEMO_WS) --quiet
+	$(VENV)/bin/eco catalogue $(DEMO_WS) --unit-set region
+	$(VENV)/bin/eco catalogue $(DEMO_WS) --gep --unit-set districts
+	$(VENV)/bin/eco catalogue $(DEMO_WS) --gep --unit-set wetland_units
+	$(VENV)/bin/eco gep-table $(DEMO_WS) --zone-set parcels --top 10
+	@echo "outputs: $(DEMO_WS)  (open the COGs and products/*.gpkg in QGIS; 'eco serve -w $(DEMO_WS)' for the map page)"
 
 test: install
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc

@@ -17,6 +17,10 @@ Example entry::
         license: none stated (test data); cite Liu et al. 2019
         source: HPSCIL/mcPLUS Data/LULCs @ 4d0aaf8e
         checksum: sha256:…
+
+A class raster in a product's own legend can name a reclassification table (``reclass:
+wuhan_plus`` = ``configs/landcover/wuhan_plus.csv``, or a path to such a CSV); services then
+see the GEP ecosystem classes of ``configs/classes/gep_ecosystem_classes.csv``.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class DatasetEntry(BaseModel):
     description: str | None = None
     valid_years: list[int] | None = None
     columns: dict[str, str] | None = None
+    reclass: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("checksum")
@@ -86,8 +91,10 @@ class DatasetEntry(BaseModel):
 
     @model_validator(mode="after")
     def _raster_fields(self) -> DatasetEntry:
-        if self.kind != "raster" and (self.resampling or self.categorical):
-            raise ValueError("resampling/categorical only apply to kind: raster")
+        if self.kind != "raster" and (self.resampling or self.categorical or self.reclass):
+            raise ValueError("resampling/categorical/reclass only apply to kind: raster")
+        if self.reclass and self.resampling not in (None, "mode", "nearest"):
+            raise ValueError(f"a reclassified (class) raster needs resampling mode or nearest, not {self.resampling!r}")
         return self
 
     @property
@@ -186,6 +193,9 @@ def _load_one(path: Path) -> Catalog:
         uri = merged.get("uri")
         if isinstance(uri, str) and "://" not in uri and not os.path.isabs(uri):
             merged["uri"] = str((base / uri).resolve())
+        reclass = merged.get("reclass")
+        if isinstance(reclass, str) and reclass.endswith(".csv") and not os.path.isabs(reclass):
+            merged["reclass"] = str((base / reclass).resolve())
         try:
             entries[ds_id] = DatasetEntry.model_validate(merged)
         except ValidationError as exc:

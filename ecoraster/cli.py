@@ -149,7 +149,7 @@ def run(
     _print_summary(result)
 
 
-def _print_summary(result) -> None:
+def _print_summary(result, max_rows: int = 15) -> None:
     typer.echo(f"outputs in {result.workspace}")
     for sid, res in result.services.items():
         typer.echo(f"{sid}:")
@@ -163,10 +163,11 @@ def _print_summary(result) -> None:
         import pandas as pd
 
         table = pd.read_csv(path, encoding="utf-8-sig")
-        typer.echo(f"\nzones {name!r} ({path}):")
+        shown = f"first {max_rows} of {len(table)} rows" if len(table) > max_rows else f"{len(table)} rows"
+        typer.echo(f"\nzones {name!r} ({path}, {shown}):")
         with pd.option_context("display.width", 160, "display.max_columns", 12,
                                "display.float_format", "{:,.1f}".format):
-            typer.echo(table.to_string(index=False))
+            typer.echo(table.head(max_rows).to_string(index=False))
     typer.echo(f"\nmanifest: {result.manifest_path}")
 
 
@@ -177,13 +178,19 @@ def zonal(
     id_field: str = typer.Option(..., "--id", help="unique zone id field"),
     stat: list[str] = typer.Option(["sum"], "--stat", help="sum | mean | count (repeatable)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="FILE.csv or FILE.parquet"),
+    engine: str = typer.Option("ecoraster", "--engine", help="ecoraster (fast, cached weights) | exactextract"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="reuse zone weights across runs"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Coverage-weighted zonal statistics of rasters over polygons (float64, every zone kept)."""
     from .zonal import zonal_stats
 
     try:
-        table = zonal_stats({p.stem: p for p in raster}, zones, id_field, stats=tuple(stat))
+        table = zonal_stats({p.stem: p for p in raster}, zones, id_field, stats=tuple(stat), engine=engine,
+                            cache_dir=cache_dir)
+        for name, mb in table.attrs.pop("mass_balance", {}).items():
+            typer.echo(f"mass balance {name}: zones {mb.zones_total:.6g} vs raster inside {mb.inside_total:.6g} "
+                       f"(rel diff {mb.rel_diff:.1e}, overlap {mb.overlap_px:.1f} px)", err=True)
     except EcorasterError as exc:
         _fail(exc, as_json)
     if out is not None:
@@ -203,7 +210,7 @@ def zonal(
 
 
 #: Modules that add their own commands with ``register(app)`` (products, queries, flows …).
-_COMMAND_MODULES = ("cli_products", "cli_query", "cli_flows")
+_COMMAND_MODULES = ("cli_ingest", "cli_products", "cli_query", "cli_flows")
 
 
 def _register_command_modules() -> None:

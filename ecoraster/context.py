@@ -64,6 +64,13 @@ class ServiceContext:
         e = self.entry(input_id)
         spec = self.spec.input(input_id)
         resampling = spec.resampling or e.effective_resampling
+        if e.reclass:
+            from .ingest.landcover import reclassify
+
+            classes = reclassify(e.uri, e.reclass, self.grid, band=e.band, src_nodata=e.nodata, src_crs=e.crs,
+                                 resampling=resampling if resampling in ("mode", "nearest") else "mode",
+                                 chunk=self.chunk, check=False)
+            return classes if dtype is None else classes.astype(dtype).assign_attrs(classes.attrs)
         return align_to(self.source_info(input_id), self.grid, resampling, dtype=dtype, nodata=nodata,
                         chunk=self.chunk, name=input_id)
 
@@ -112,6 +119,11 @@ class ServiceContext:
                 if ispec.kind == "raster":
                     align_to(self.source_info(ispec.id), self.grid, ispec.resampling or e.effective_resampling,
                              chunk=self.chunk)
+                    if e.reclass:
+                        from .ingest.landcover import check_codes
+
+                        check_codes(e.uri, e.reclass, band=e.band, src_nodata=self.source_info(ispec.id).nodata,
+                                    chunk=self.chunk)
             except EcorasterError as exc:
                 issues.append(Issue(keys, str(exc)))
         return issues

@@ -127,3 +127,31 @@ class ValidationFailed(EcorasterError, ValueError):
         lines = "; ".join(str(i) for i in self.issues[:10])
         more = f" (+{len(self.issues) - 10} more)" if len(self.issues) > 10 else ""
         super().__init__(f"{len(self.issues)} problem(s): {lines}{more}")
+
+
+class InputDataError(EcorasterError, ValueError):
+    """An input file's content is unusable (bad band metadata, unknown units, too few valid values)."""
+
+
+class QueryError(EcorasterError, ValueError):
+    """A parcel or site query cannot be answered (unknown workspace, bad bbox, …)."""
+
+
+class ParcelNotFoundError(QueryError, LookupError):
+    """No parcel has the requested id."""
+
+    def __init__(self, parcel_id: str, table: str):
+        self.parcel_id = str(parcel_id)
+        self.table = str(table)
+        super().__init__(f"{self.table}: no parcel with parcel_id {self.parcel_id!r}")
+
+
+class FootprintError(QueryError):
+    """A footprint (GeoJSON polygon) was refused; ``reason`` is a short machine-readable code:
+    ``invalid_geometry``, ``unknown_crs``, ``outside_region``, ``too_large``, ``not_polygon``,
+    ``bad_geojson``."""
+
+    def __init__(self, reason: str, message: str, source: str = "footprint"):
+        self.reason = reason
+        self.source = str(source)
+        super().__init__(f"{self.source}: {message}")

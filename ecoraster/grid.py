@@ -20,6 +20,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import rasterio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
 from dask.base import tokenize
@@ -400,11 +401,7 @@ def align_to(
         attrs={"nodata": out_nodata, "_FillValue": out_nodata, "source": info.path,
                "resampling": resampling},
     )
-    try:
-        result = result.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
-    except Exception:  # pragma: no cover - rioxarray missing
-        pass
-    return result
+    return result.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
 
 
 def _mtime(path: str) -> float:

@@ -1,17 +1,312 @@
 """Products of a run: the catalogue (目录清单), parcel / township / wetland GEP tables, STAC.
 
-Stage hook of a run (see ``ecoraster.run``): ``build_products`` receives the service results
-and the zonal tables and returns the paths it wrote. This first version writes nothing.
+Stage hook of a run (see ``ecoraster.run``): :func:`build_products` receives the service
+results and the zonal tables and writes, under ``out_dir/products/``:
+
+- ``<zone set>.parquet`` (GeoParquet 1.x with the bbox covering column, geometry in the grid
+  CRS) and ``<zone set>.gpkg`` — one row per zone: id, name, ``area_ha``, ``P_qty`` /
+  ``P_value`` per product P, ``gep``, ``gep_excl_contested``, ``gep_per_ha``. For the zone
+  set ``parcels`` the id column is ``parcel_id`` (the contract with the parcel-query API),
+  for the others ``zone_id``. Parquet schema metadata ``ecoraster`` = JSON
+  ``{"units": {column: unit}, "price_year", "region", "year", "profile"}``.
+- ``catalogue.csv`` (UTF-8 with BOM) / ``.parquet`` / ``.xlsx``: one row per product × unit
+  (each zone of each zone set, and the whole region ``region``).
+- ``products.json``: mass balance of partition zone sets, partition checks, notes (merged
+  into ``run.json``).
+
+and ``out_dir/stac/catalog.json`` (see :mod:`ecoraster.stac_out`).
+
+GEP per unit = Σ value of the products the standard profile counts; ``gep_excl_contested``
+leaves out the contested ones (oxygen release, evaporation-based climate regulation;
+gep-methods.md §9).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from .catalogue import Profile, catalogue_rows, load_products, write_catalogue
 from .spec import ServiceResult
+
+log = logging.getLogger(__name__)
+
+#: Relative difference above which a partition's Σ zones ≠ raster total is flagged.
+MASS_BALANCE_RTOL = 1e-6
+
+
+@dataclass
+class ProductColumns:
+    """Which raster (zonal column ``<service>.<output>``) holds a product's quantity / value."""
+
+    product: str
+    qty_column: str | None = None
+    qty_units: str = ""
+    qty_total: float | None = None
+    value_column: str | None = None
+    value_total: float | None = None
+    price: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def product_columns(results: dict[str, ServiceResult]) -> tuple[dict[str, ProductColumns], list[str]]:
+    """Products found in the results (physical and value outputs with a ``product``)."""
+    found: dict[str, ProductColumns] = {}
+    notes: list[str] = []
+    for sid, res in results.items():
+        valuation = res.metadata.get("valuation", {})
+        allocation = res.metadata.get("allocation", {})
+        for oid, rec in res.outputs.items():
+            if not rec.product or rec.per != "pixel" or rec.kind not in ("physical", "value"):
+                continue
+            pc = found.setdefault(rec.product, ProductColumns(rec.product))
+            col = f"{sid}.{oid}"
+            if rec.kind == "physical":
+                if pc.qty_column:
+                    notes.append(f"product {rec.product}: {col} ignored, quantity already from {pc.qty_column}")
+                    continue
+                pc.qty_column, pc.qty_units, pc.qty_total = col, rec.units, rec.total
+                pc.source = {"source": f"{sid}.{oid}", **allocation.get(oid, {}).get("source", {})}
+                if oid in valuation:
+                    v = valuation[oid]
+                    pc.price = {"price": v["value"], "price_unit": v["unit"], "price_year": v["price_year"],
+                                "price_id": v["price_id"], "price_source": v["source"], "confidence": v["confidence"]}
+            else:
+                if pc.value_column:
+                    notes.append(f"product {rec.product}: {col} ignored, value already from {pc.value_column}")
+                    continue
+                pc.value_column, pc.value_total = col, rec.total
+                if oid in allocation and not pc.price:
+                    a = allocation[oid]
+                    pc.price = {"price_year": a.get("price_year"), "price_source": a.get("value_source", ""),
+                                "price_id": "", "confidence": a.get("confidence", "")}
+    return found, notes
+
+
+def _zone_frames(table: pd.DataFrame, cols: dict[str, ProductColumns]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    qty = pd.DataFrame(index=table.index)
+    val = pd.DataFrame(index=table.index)
+    for pid, pc in cols.items():
+        qty[pid] = table[pc.qty_column].astype("float64") if pc.qty_column in table.columns else np.nan
+        val[pid] = table[pc.value_column].astype("float64") if pc.value_column in table.columns else np.nan
+    return qty, val
+
+
+def gep_columns(qty: pd.DataFrame, val: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """``P_qty`` / ``P_value`` per product, ``gep`` and ``gep_excl_contested`` (CNY, float64)."""
+    out = pd.DataFrame(index=qty.index)
+    for pid in qty.columns:
+        out[f"{pid}_qty"] = qty[pid].astype("float64")
+        out[f"{pid}_value"] = val[pid].astype("float64")
+    counted = [p for p in val.columns if profile.counts(p)]
+    out["gep"] = val[counted].fillna(0.0).sum(axis=1).astype("float64") if counted else 0.0
+    kept = [p for p in counted if not profile.is_contested(p)]
+    out["gep_excl_contested"] = val[kept].fillna(0.0).sum(axis=1).astype("float64") if kept else 0.0
+    return out
+
+
+def _area_ha(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    g = gdf if not gdf.crs.is_geographic else gdf.to_crs(gdf.estimate_utm_crs())
+    return (g.geometry.area.to_numpy(dtype="float64") / 10_000.0)
+
+
+def zh_field_names(columns: list[str], id_column: str) -> dict[str, str]:
+    """English → Chinese field names for the GeoPackage (``地块编号``, ``面积_公顷`` …)."""
+    products = load_products()
+    names = {id_column: "地块编号" if id_column == "parcel_id" else "单元编号", "name": "名称",
+             "area_ha": "面积_公顷", "gep": "GEP_元", "gep_excl_contested": "GEP不含争议项_元",
+             "gep_per_ha": "GEP_元每公顷"}
+    for c in columns:
+        for suffix, zh in (("_qty", "实物量"), ("_value", "价值量")):
+            if c.endswith(suffix) and c[: -len(suffix)] in products:
+                names[c] = f"{products[c[: -len(suffix)]].name_zh}_{zh}"
+    return names
+
+
+def write_zone_table(gdf: gpd.GeoDataFrame, folder: Path, name: str, meta: dict[str, Any],
+                     field_names: str = "en") -> dict[str, Path]:
+    """``<name>.parquet`` (GeoParquet, bbox covering column, schema metadata ``ecoraster``) and
+    ``<name>.gpkg`` (English or Chinese field names)."""
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pq_path, gpkg_path = folder / f"{name}.parquet", folder / f"{name}.gpkg"
+    gdf.to_parquet(pq_path, write_covering_bbox=True, index=False)
+    table = pq.read_table(pq_path)
+    metadata = {**(table.schema.metadata or {}), b"ecoraster": json.dumps(meta, ensure_ascii=False).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), pq_path)
+    out = gdf
+    if field_names == "zh":
+        id_column = gdf.columns[0]
+        out = gdf.rename(columns=zh_field_names(list(gdf.columns), id_column))
+    if gpkg_path.exists():
+        gpkg_path.unlink()
+    out.to_file(gpkg_path, driver="GPKG", layer=name)
+    return {f"{name}_parquet": pq_path, f"{name}_gpkg": gpkg_path}
+
+
+def _read_zones(plan, name: str) -> gpd.GeoDataFrame:
+    zs = plan.config.zones[name]
+    entry = plan.catalog.get(zs.dataset, field=f"zones.{name}.dataset")
+    zones = gpd.read_file(entry.uri, layer=entry.layer)
+    if zones.crs is None and entry.crs:
+        zones = zones.set_crs(entry.crs)
+    return zones.to_crs(plan.grid.crs)
+
+
+def _partition_report(zones: gpd.GeoDataFrame, id_field: str) -> dict[str, Any]:
+    try:
+        from .zonal import check_partition  # the zonal engine's check, when merged
+    except ImportError:
+        check_partition = None
+    if check_partition is not None:
+        rep = check_partition(zones, id_field)
+        return {"ok": bool(rep.ok), "overlap_area_m2": rep.overlap_area, "gap_area_m2": rep.gap_area,
+                "n_overlaps": rep.n_overlaps, "n_gaps": rep.n_gaps, "union_area_m2": rep.union_area,
+                "zones_area_m2": rep.zones_area, "checked_by": "ecoraster.zonal.check_partition"}
+    import shapely
+
+    geoms = shapely.make_valid(zones.geometry.to_numpy())
+    zones_area = float(shapely.area(geoms).sum())
+    union = shapely.union_all(geoms)
+    union_area = float(shapely.area(union))
+    holes = [shapely.Polygon(r) for p in shapely.get_parts(union) if p.geom_type == "Polygon" for r in p.interiors]
+    gap = float(sum(h.area for h in holes))
+    tol = 1e-6 * zones_area
+    overlap = zones_area - union_area
+    return {"ok": overlap <= tol and gap <= tol, "overlap_area_m2": overlap, "gap_area_m2": gap,
+            "union_area_m2": union_area, "zones_area_m2": zones_area, "checked_by": "ecoraster.products (fallback)"}
+
+
+def mass_balance(zones: gpd.GeoDataFrame, table: pd.DataFrame, rasters: dict[str, str]) -> dict[str, Any]:
+    """Σ over zones of each raster vs the raster's coverage-weighted total inside the union of
+    the zones (float64). For a true partition both agree up to rounding."""
+    import shapely
+
+    from .zonal import zonal_stats
+
+    union = gpd.GeoDataFrame({"u": ["union"]}, geometry=[shapely.union_all(shapely.make_valid(
+        zones.geometry.to_numpy()))], crs=zones.crs)
+    inside = zonal_stats(rasters, union, "u", stats=("sum",)).iloc[0]
+    out = {}
+    for col in rasters:
+        zones_sum = float(table[col].sum()) if col in table.columns else float("nan")
+        total = float(inside[f"{col}_sum"])
+        diff = zones_sum - total
+        out[col] = {"zones_sum": zones_sum, "raster_total_inside": total, "difference": diff,
+                    "relative": diff / total if total else (0.0 if diff == 0 else float("inf")),
+                    "ok": abs(diff) <= MASS_BALANCE_RTOL * max(abs(total), 1e-12)}
+    return out
+
+
+def _zone_set_balance(csv_path: Path, zones, table, results) -> dict[str, Any]:
+    """Mass balance of a partition: the zonal stage's ``<zone set>.mass_balance.json`` (Σ zones vs
+    raster inside the union, per raster) when it wrote one, else computed here."""
+    path = csv_path.with_suffix(".mass_balance.json")
+    if path.is_file():
+        balance = json.loads(path.read_text(encoding="utf-8"))
+        if balance:
+            return {k: {"zones_sum": v.get("zones_total"), "raster_total_inside": v.get("inside_total"),
+                        "difference": v.get("abs_diff"), "relative": v.get("rel_diff"),
+                        "ok": abs(v.get("rel_diff") or 0.0) <= max(v.get("tolerance", 0.0), MASS_BALANCE_RTOL),
+                        "checked_by": "ecoraster.zonal (zonal stage)"} for k, v in balance.items()}
+    rasters = {f"{sid}.{oid}": rec.path for sid, res in results.items()
+               for oid, rec in res.outputs.items() if rec.per == "pixel"}
+    return mass_balance(zones, table, rasters) if rasters else {}
 
 
 def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[str, Path],
-                   out_dir: Path) -> dict[str, Path]:
-    """Write the run's products under ``out_dir``; return them by name."""
-    return {}
+                   out_dir: Path, *, field_names: str | None = None, stac: bool = True) -> dict[str, Path]:
+    """Write the run's products under ``out_dir``; return them by name.
+
+    Parameters
+    ----------
+    field_names : ``"en"`` | ``"zh"``, optional
+        Field names of the GeoPackages. Default: the zone dataset's catalogue option
+        ``field_names``, else ``en``.
+    stac : bool
+        Also write ``stac/catalog.json``.
+    """
+    from .valuation import load_setup
+
+    out_dir = Path(out_dir)
+    folder = out_dir / "products"
+    folder.mkdir(parents=True, exist_ok=True)
+    setup = load_setup(plan)
+    profile = setup.profile
+    cols, notes = product_columns(results)
+    cfg = plan.config
+    meta_base = {"price_year": setup.price_year, "region": cfg.region, "year": cfg.year, "profile": profile.id,
+                 "price_table": setup.table.id, "price_table_version": setup.table.version}
+    units = {pid: pc.qty_units for pid, pc in cols.items()}
+    prices = {pid: pc.price for pid, pc in cols.items()}
+    sources = {pid: pc.source for pid, pc in cols.items()}
+    written: dict[str, Path] = {}
+    report: dict[str, Any] = {"notes": notes, "zone_sets": {}}
+
+    # the whole region: raster totals
+    region_qty = pd.DataFrame({pid: [pc.qty_total if pc.qty_total is not None else np.nan] for pid, pc in cols.items()},
+                              index=pd.Index([cfg.region]))
+    region_val = pd.DataFrame({pid: [pc.value_total if pc.value_total is not None else np.nan]
+                               for pid, pc in cols.items()}, index=pd.Index([cfg.region]))
+    parts = [catalogue_rows(region_qty, region_val, unit_set="region",
+                            unit_names=pd.Series({cfg.region: cfg.region_name or cfg.region}),
+                            units=units, prices=prices, sources=sources, profile=profile)]
+
+    for name, csv_path in zonal_tables.items():
+        zs = cfg.zones[name]
+        table = pd.read_parquet(Path(csv_path).with_suffix(".parquet"))
+        if zs.id_field in table.columns:
+            table = table.set_index(zs.id_field)
+        qty, val = _zone_frames(table, cols)
+        zones = _read_zones(plan, name)
+        zones = zones.set_index(zones[zs.id_field].to_numpy())
+        names = zones[zs.name_field] if zs.name_field and zs.name_field in zones.columns else None
+        parts.append(catalogue_rows(qty, val, unit_set=name, unit_names=names, units=units, prices=prices,
+                                    sources=sources, profile=profile))
+        id_column = "parcel_id" if name == "parcels" else "zone_id"
+        body = gep_columns(qty, val, profile)
+        area = pd.Series(_area_ha(zones), index=zones.index).reindex(body.index)
+        body["gep_per_ha"] = np.where(area > 0, body["gep"] / area.where(area > 0, 1.0), np.nan)
+        front = pd.DataFrame({id_column: body.index.astype(str)}, index=body.index)
+        if names is not None:
+            front["name"] = names.reindex(body.index).astype(str)
+        front["area_ha"] = area.astype("float64")
+        gdf = gpd.GeoDataFrame(pd.concat([front, body], axis=1),
+                               geometry=zones.geometry.reindex(body.index).to_numpy(), crs=zones.crs)
+        col_units = {id_column: "", "area_ha": "ha", "gep": "CNY", "gep_excl_contested": "CNY", "gep_per_ha": "CNY/ha"}
+        for pid in qty.columns:
+            col_units[f"{pid}_qty"] = units.get(pid, "")
+            col_units[f"{pid}_value"] = "CNY"
+        entry = plan.catalog.get(zs.dataset)
+        switch = field_names or entry.options.get("field_names", "en")
+        written.update(write_zone_table(gdf, folder, name, {**meta_base, "units": col_units, "zone_set": name,
+                                                            "field_names_gpkg": switch}, switch))
+        zreport: dict[str, Any] = {"n_zones": len(gdf), "partition": zs.partition}
+        if zs.partition:
+            zreport["partition_check"] = _partition_report(zones.reset_index(drop=True), zs.id_field)
+            zreport["mass_balance"] = _zone_set_balance(Path(csv_path), zones, table, results)
+        report["zone_sets"][name] = zreport
+
+    catalogue = pd.concat(parts, ignore_index=True)
+    written.update(write_catalogue(catalogue, folder, meta_base))
+    report["gep_region"] = {
+        "gep": float(catalogue.query("unit_set == 'region' and counted")["value_cny"].fillna(0).sum()),
+        "gep_excl_contested": float(catalogue.query("unit_set == 'region' and counted and not contested")
+                                    ["value_cny"].fillna(0).sum()),
+        "units": "CNY", "price_year": setup.price_year}
+    (folder / "products.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str),
+                                          encoding="utf-8")
+    written["products_report"] = folder / "products.json"
+    if stac:
+        from .stac_out import write_stac
+
+        written["stac"] = write_stac(plan, results, written, out_dir)
+    return written

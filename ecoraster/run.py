@@ -7,6 +7,7 @@ A failed run removes its staging folder and leaves earlier results untouched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from .grid import Grid
 from .products import build_products
 from .registry import get_service
 from .spec import Issue, ServiceResult
-from .valuation import value_results
+from .valuation import check_valuation, value_results
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def validate_run(config: str | os.PathLike | RunConfig, services: list[str] | No
             issues.append(Issue(("services", sid), f"validation failed unexpectedly: {exc!r}"))
     for name, zs in plan.config.zones.items():
         issues.extend(_validate_zones(plan, name, zs))
+    issues.extend(check_valuation(plan, [s for s in chosen if s in plan.config.services]))
     return issues
 
 
@@ -225,6 +227,9 @@ def aggregate_zones(plan: RunPlan, name: str, services: dict[str, ServiceResult]
     rasters = {f"{sid}.{oid}": rec.path for sid, res in services.items()
                for oid, rec in res.outputs.items() if rec.per == "pixel"}
     table = zonal_stats(rasters, zones, zs.id_field, stats=("sum",))
+    balance = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+               for k, v in table.attrs.pop("mass_balance", {}).items()}
+    table.attrs = {}
     table.columns = [c.removesuffix("_sum") for c in table.columns]
     if zs.name_field and zs.name_field != zs.id_field:
         table.insert(0, zs.name_field, zones.set_index(zs.id_field)[zs.name_field].reindex(table.index))
@@ -232,6 +237,14 @@ def aggregate_zones(plan: RunPlan, name: str, services: dict[str, ServiceResult]
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"{name}.csv", encoding="utf-8-sig")
     table.to_parquet(out / f"{name}.parquet")
+    (out / f"{name}.mass_balance.json").write_text(json.dumps(balance, ensure_ascii=False, indent=2),
+                                                   encoding="utf-8")
+    if zs.partition:
+        for raster, mb in balance.items():
+            level = logging.WARNING if abs(mb.get("rel_diff", 0.0)) > mb.get("tolerance", 1e-9) else logging.INFO
+            log.log(level, "zones %s (partition) × %s: zones sum %.6g vs raster inside %.6g (rel diff %.2e)",
+                    name, raster, mb.get("zones_total", float("nan")), mb.get("inside_total", float("nan")),
+                    mb.get("rel_diff", float("nan")))
     return out / f"{name}.csv"
 
 
@@ -254,9 +267,37 @@ def write_manifest(plan: RunPlan, result: RunResult, chosen: list[str], staging:
                    checksums: bool = True) -> Path:
     """Write ``run.json`` into ``staging``."""
     manifest = _manifest(plan, result, chosen, checksums)
+    # stage reports of the valuation and products hooks (price table, price year, mass balance …)
+    for key, name in (("valuation", "valuation.json"), ("products_report", "products/products.json")):
+        if (staging / name).is_file():
+            manifest[key] = json.loads((staging / name).read_text(encoding="utf-8"))
+    manifest["parameter_tables"] = _parameter_versions(plan, checksums)
     path = staging / "run.json"
     path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return path
+
+
+def _parameter_versions(plan: RunPlan, checksums: bool) -> dict[str, Any]:
+    """sha256 of the reference tables a run depends on: products, the profile, the price table
+    and CPI, and every table input of the services (parameter tables)."""
+    from .catalogue import CONFIGS, load_profile, products_version
+    from .valuation import resolve_price_table
+
+    out: dict[str, Any] = {"products": {"path": str(CONFIGS / "products.yaml"), "version": products_version()}}
+    try:
+        out["profile"] = {"id": plan.config.profile, "path": load_profile(plan.config.profile).source_path}
+        out["prices"] = {"path": str(resolve_price_table(plan))}
+    except EcorasterError as exc:
+        out["error"] = str(exc)
+    for sid, run in plan.config.services.items():
+        for iid, ds in run.inputs.items():
+            if isinstance(ds, str) and ds in plan.catalog and plan.catalog.get(ds).kind == "table":
+                out[f"{sid}.{iid}"] = {"dataset": ds, "path": plan.catalog.get(ds).uri}
+    if checksums:
+        for info in out.values():
+            if isinstance(info, dict) and info.get("path") and Path(info["path"]).is_file():
+                info["sha256"] = file_sha256(info["path"])
+    return out
 
 
 def _manifest(plan: RunPlan, result: RunResult, chosen: list[str], checksums: bool) -> dict[str, Any]:
@@ -277,6 +318,9 @@ def _manifest(plan: RunPlan, result: RunResult, chosen: list[str], checksums: bo
         "inputs": _inputs_used(plan, chosen, checksums),
         "results": {sid: res.to_dict() for sid, res in result.services.items()},
         "zonal_tables": {k: str(v) for k, v in result.zonal_tables.items()},
+        "mass_balance": {k: json.loads(Path(v).with_suffix(".mass_balance.json").read_text(encoding="utf-8"))
+                         for k, v in result.zonal_tables.items()
+                         if Path(v).with_suffix(".mass_balance.json").exists()},
         "products": {k: str(v) for k, v in result.products.items()},
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "software": {"python": platform.python_version(), "platform": platform.platform(), **versions},
@@ -284,10 +328,17 @@ def _manifest(plan: RunPlan, result: RunResult, chosen: list[str], checksums: bo
 
 
 def commit_staging(staging: Path, workspace: Path) -> None:
-    """Move every staged file into place (each move is atomic on one filesystem)."""
+    """Move every staged file into place (each move is atomic on one filesystem), the
+    manifest last. Paths inside staged JSON files (result.json, run.json) are rewritten
+    from the staging folder to the workspace first."""
     files = sorted(p for p in staging.rglob("*") if p.is_file())
+    for path in files:
+        if path.suffix == ".json":
+            text = path.read_text(encoding="utf-8")
+            if str(staging) in text:
+                path.write_text(text.replace(str(staging), str(workspace)), encoding="utf-8")
     manifest = staging / "run.json"
-    for src in [f for f in files if f != manifest] + [manifest]:  # the manifest last
+    for src in [f for f in files if f != manifest] + ([manifest] if manifest.exists() else []):
         dst = workspace / src.relative_to(staging)
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
@@ -303,6 +354,3 @@ def _rebase_paths(result: RunResult, staging: Path, workspace: Path) -> None:
             rec.path = rebase(rec.path)
     result.zonal_tables = {k: Path(rebase(v)) for k, v in result.zonal_tables.items()}
     result.products = {k: Path(rebase(v)) for k, v in result.products.items()}
-    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
-    text = json.dumps(manifest, ensure_ascii=False, indent=2).replace(str(staging), str(workspace))
-    result.manifest_path.write_text(text, encoding="utf-8")

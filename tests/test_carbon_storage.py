@@ -67,6 +67,8 @@ def test_storage_and_change_by_hand(tmp_zh, raster_writer):
     assert manifest["results"]["carbon_storage"]["totals"]["c_change_total"]["units"] == "Mg C"
     assert "sha256" in manifest["inputs"]["bas"]
     assert not list((tmp_zh / "ws").glob(".staging*"))
+    for written in (result.manifest_path, tmp_zh / "ws" / "carbon_storage" / "result.json"):
+        assert ".staging" not in written.read_text(encoding="utf-8")  # paths point at the workspace
 
 
 def test_numpy_equals_dask_chunking(tmp_zh, raster_writer):

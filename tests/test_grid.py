@@ -117,3 +117,11 @@ def test_nodata_must_be_representable():
     with pytest.raises(NodataNotRepresentableError):
         check_representable(1e40, "float32", "x.tif")
     assert issubclass(NodataNotRepresentableError, (EcorasterError, ValueError))
+
+
+def test_aligned_array_carries_crs_and_transform(tmp_zh, raster_writer):
+    path = raster_writer(tmp_zh / "crs.tif", np.ones((3, 4), np.uint8), nodata=0)
+    grid = Grid.from_raster(path)
+    arr = align_to(path, grid, "nearest")
+    assert arr.rio.crs.to_epsg() == 4527
+    assert tuple(arr.rio.transform())[:6] == tuple(grid.transform)[:6]

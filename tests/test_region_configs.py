@@ -69,3 +69,7 @@ def test_region_config_runs_once_data_is_supplied(tmp_zh, region, epsg, unit_lay
     # the townships partition the district: their sums add up to the district's (float64)
     assert towns_t[col].sum() == pytest.approx(district[col].sum(), rel=1e-9)
     assert set(towns_t["name"]) == {"甲镇", "乙镇", "丙镇", "丁镇"}
+    import json
+
+    balance = json.loads(result.manifest_path.read_text(encoding="utf-8"))["mass_balance"]["townships"]
+    assert abs(balance["carbon_storage.c_storage_bas"]["rel_diff"]) < 1e-9  # checked and reported every run

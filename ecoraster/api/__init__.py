@@ -1,0 +1,1 @@
+"""HTTP API and map page (FastAPI) over ecoraster.query."""

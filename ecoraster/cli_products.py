@@ -1,0 +1,144 @@
+"""``eco`` commands of the products: the catalogue (目录清单), zone GEP tables and price tables.
+
+    eco catalogue WORKSPACE [--level 0|1|2] [--unit-set S] [--unit ID] [--json]
+    eco gep-table WORKSPACE [--zone-set parcels] [--top N] [--json]
+    eco prices list [--table mee2020] [--price-year 2020] [--product P] [--json]
+    eco prices show PRICE_ID [--table mee2020] [--price-year 2020]
+
+Registered by ``ecoraster.cli`` through :func:`register`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import EcorasterError, MissingFileError
+
+
+def _fail(exc: Exception, as_json: bool) -> None:
+    from .cli import _fail as cli_fail
+
+    cli_fail(exc, as_json)
+
+
+def _show(df, as_json: bool) -> None:
+    import pandas as pd
+
+    if as_json:
+        typer.echo(df.to_json(orient="records", force_ascii=False))
+        return
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40,
+                           "display.float_format", "{:,.2f}".format):
+        typer.echo(df.to_string(index=False))
+
+
+def _setup(table: str, price_year: int, profile: str):
+    from .catalogue import CONFIGS, load_profile
+    from .valuation import CPI, PriceTable, ValuationSetup
+
+    path = Path(table)
+    if path.suffix not in (".yaml", ".yml"):
+        path = CONFIGS / "prices" / f"{table}.yaml"
+    pt = PriceTable.load(path)
+    return ValuationSetup(pt, CPI(pt.cpi_path), price_year, load_profile(profile))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the product commands to the ``eco`` app."""
+
+    @app.command("catalogue")
+    def catalogue(
+        workspace: Path,
+        level: int = typer.Option(0, "--level", "-l", help="0 = every product, 1 / 2 = first / second-level sums"),
+        unit_set: Optional[str] = typer.Option(None, "--unit-set", help="region, districts, parcels, …"),
+        unit: Optional[list[str]] = typer.Option(None, "--unit", help="unit id(s)"),
+        gep: bool = typer.Option(False, "--gep", help="GEP per unit (with and without contested items)"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    ) -> None:
+        """Print a run's catalogue (生态产品目录清单) or its GEP per unit."""
+        import pandas as pd
+
+        from .catalogue import gep_by_unit, summarise
+
+        path = workspace / "products" / "catalogue.parquet"
+        try:
+            if not path.exists():
+                raise MissingFileError(str(path), field="workspace")
+            cat = pd.read_parquet(path)
+        except EcorasterError as exc:
+            _fail(exc, as_json)
+        if unit_set:
+            cat = cat[cat["unit_set"] == unit_set]
+        if unit:
+            cat = cat[cat["unit_id"].isin(unit)]
+        if gep:
+            _show(gep_by_unit(cat), as_json)
+        elif level in (1, 2):
+            _show(summarise(cat, level), as_json)
+        else:
+            cols = ["code", "level1", "level2", "name_zh", "unit_set", "unit_id", "unit_name", "quantity",
+                    "quantity_unit", "value_cny", "price", "price_unit", "price_year", "confidence", "contested"]
+            _show(cat[cols], as_json)
+
+    @app.command("gep-table")
+    def gep_table(
+        workspace: Path,
+        zone_set: str = typer.Option("parcels", "--zone-set", "-z", help="zone set name"),
+        top: int = typer.Option(15, "--top", help="rows with the highest GEP (0 = all)"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    ) -> None:
+        """Print a zone set's GEP table (products/<zone set>.parquet), highest GEP first."""
+        import geopandas as gpd
+
+        path = workspace / "products" / f"{zone_set}.parquet"
+        if not path.exists():
+            _fail(MissingFileError(str(path), field="--zone-set"), as_json)
+        df = gpd.read_parquet(path).drop(columns=["geometry", "bbox"], errors="ignore")
+        df = df.sort_values("gep", ascending=False)
+        if top:
+            df = df.head(top)
+        keep = [c for c in df.columns if not c.endswith("_qty")]
+        _show(df[keep], as_json)
+
+    prices = typer.Typer(help="Price tables (configs/prices/*.yaml) rebased with the CPI.", no_args_is_help=True)
+    app.add_typer(prices, name="prices")
+
+    @prices.command("list")
+    def prices_list(
+        table: str = typer.Option("mee2020", "--table", "-t", help="price table id or path"),
+        price_year: int = typer.Option(2020, "--price-year", "-y", help="rebase to this year"),
+        product: Optional[str] = typer.Option(None, "--product", "-p"),
+        profile: str = typer.Option("mee2020", "--profile"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    ) -> None:
+        """Every price of a table, with its value rebased to --price-year."""
+        from .valuation import price_list
+
+        try:
+            df = price_list(_setup(table, price_year, profile))
+        except EcorasterError as exc:
+            _fail(exc, as_json)
+        if product:
+            df = df[df["product"] == product]
+        _show(df.drop(columns=["source"]) if not as_json else df, as_json)
+
+    @prices.command("show")
+    def prices_show(
+        price_id: str,
+        table: str = typer.Option("mee2020", "--table", "-t"),
+        price_year: int = typer.Option(2020, "--price-year", "-y"),
+        profile: str = typer.Option("mee2020", "--profile"),
+    ) -> None:
+        """One price with its source, confidence and rebasing (components of derived prices)."""
+        from .valuation import rebase
+
+        try:
+            setup = _setup(table, price_year, profile)
+            r = rebase(setup.table, setup.table.get(price_id), setup.cpi, price_year)
+        except EcorasterError as exc:
+            _fail(exc, False)
+        typer.echo(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
