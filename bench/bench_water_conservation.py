@@ -290,7 +290,6 @@ def write_configs(work: Path, chunk: int) -> tuple[Path, Path]:
         region: bench
         year: 2020
         catalog: catalog.yaml
-        profile: invest
         chunk: {chunk}
         grid: {{like: lulc}}
         services:

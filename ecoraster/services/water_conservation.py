@@ -123,10 +123,11 @@ def method_of(ctx: ServiceContext) -> str:
 
 def runoff_table_path(ctx: ServiceContext) -> str:
     """The runoff-coefficient table: the catalogue table given as input, else the
-    profile's default under ``configs/parameters``."""
+    profile's table under ``configs/parameters`` (the mee2020 table for profiles without one)."""
     if ctx.has("runoff_coefficients"):
         return ctx.entry("runoff_coefficients").uri
-    return str(PARAMETER_DIR / f"water_runoff_coefficients_{ctx.profile or 'mee2020'}.csv")
+    own = PARAMETER_DIR / f"water_runoff_coefficients_{ctx.profile or 'mee2020'}.csv"
+    return str(own if own.exists() else PARAMETER_DIR / "water_runoff_coefficients_mee2020.csv")
 
 
 def _codes(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
