@@ -114,9 +114,14 @@ def value_factor(physical_units: str, price_units: str, *, where: str = "") -> t
         raise UnitError(f"{prefix}price unit {price_units!r} is not a currency per quantity")
     per = cny / price
     currency_scale = UREG.Quantity(1.0, price * per).to(cny).magnitude
+    period_note = ""
+    if phys.dimensionality.get("[time]", 0) == -1 and per.dimensionality.get("[time]", 0) == 0:
+        # an annual flow (e.g. t CO2/yr) over the accounting period of one year → a quantity
+        phys = phys * UREG.year
+        period_note = "annual flow × 1-year accounting period"
     try:
         q = UREG.Quantity(1.0, phys).to(per)
-        note = ""
+        note = period_note
     except pint.errors.DimensionalityError:
         try:
             q = UREG.Quantity(1.0, phys).to(per, "carbon")
@@ -125,6 +130,7 @@ def value_factor(physical_units: str, price_units: str, *, where: str = "") -> t
                 f"{prefix}physical unit {physical_units!r} × price unit {price_units!r} does not give CNY "
                 f"({phys.dimensionality} vs per-{per.dimensionality})") from None
         note = f"{physical_units} → {price_units.split('/', 1)[-1].strip()} via molar mass 44/12"
+        note = f"{period_note}; {note}" if period_note else note
     return float(q.magnitude * currency_scale), note
 
 

@@ -162,3 +162,12 @@ def test_valuing_services_one_at_a_time_keeps_every_entry(tmp_zh, raster_writer,
         value_results(load_plan(cfg), {"fake_gep": part}, out)
     report = json.loads((out / "valuation.json").read_text(encoding="utf-8"))
     assert {"fake_gep.wc", "fake_gep.carbon"} <= set(report["valued"])
+
+
+def test_annual_flows_are_valued_over_one_accounting_year():
+    # services report flows per year (t CO2/yr, kg/yr); GEP values one year's flow
+    assert value_factor("t CO2/yr", "CNY/t CO2") == (1.0, "annual flow × 1-year accounting period")
+    factor, note = value_factor("t C/yr", "CNY/t CO2")
+    assert factor == pytest.approx(44 / 12) and "44/12" in note
+    with pytest.raises(UnitError, match="m3/yr"):
+        value_factor("m3/yr", "CNY/t")
