@@ -21,7 +21,9 @@ Two methods; a run uses one (``method:``), and the two are never summed together
     their capacity (second pass), so parcel sums add up to the capped total. The region is
     every valid pixel of the run grid. Whether the cap was binding is in ``metadata``.
 
-Outputs are kg/yr per pixel; ``product`` codes ``air_purification_<pollutant>``. PM2.5 is part
+Outputs are kg per pixel over the accounting year (unit ``kg``: the year is implicit, as valuation
+expects); ``product`` codes ``air_purification_<pollutant>`` (deposition NO₂ → ``_no2``, capacity
+NOx → ``_nox``). PM2.5 is part
 of PM10 and dust (TSP) contains both: value at most one particle size class per run.
 """
 
@@ -57,13 +59,13 @@ DEPOSITION: dict[str, tuple[str, str, float, str]] = {
     "pm25": ("conc_pm25", "pm25", 1e-9, "pm_factor"),
     "pm10": ("conc_pm10", "pm10", 1e-9, "pm_factor"),
     "so2": ("conc_so2", "gas", 1e-9, "so2_vd_cm_s"),
-    "nox": ("conc_no2", "gas", 1e-9, "no2_vd_cm_s"),
+    "no2": ("conc_no2", "gas", 1e-9, "no2_vd_cm_s"),
     "o3": ("conc_o3", "gas", 1e-9, "o3_vd_cm_s"),
     "co": ("conc_co", "gas", 1e-6, "co_vd_cm_s"),
 }
 #: Capacity pollutants: output id → capacity table column (kg/ha/a)
 CAPACITY: dict[str, str] = {"so2": "so2_kg_ha_a", "nox": "nox_kg_ha_a", "dust": "dust_kg_ha_a"}
-NAMES = {"pm25": "PM2.5", "pm10": "PM10", "so2": "SO2", "nox": "NOx (as NO2)", "o3": "O3", "co": "CO",
+NAMES = {"pm25": "PM2.5", "pm10": "PM10", "so2": "SO2", "no2": "NO2", "nox": "NOx (as NO2)", "o3": "O3", "co": "CO",
          "dust": "dust (TSP, 滞尘)"}
 
 _CONSTANTS = load_constants(CONSTANTS_FILE)
@@ -119,13 +121,13 @@ SPEC = ServiceSpec(
     ),
     parameters=parameter_specs(_CONSTANTS),
     outputs=(
-        *[OutputSpec(id=pid, filename=f"air_{pid}_removed.tif", units="kg/yr", per="pixel", nodata=NODATA,
+        *[OutputSpec(id=pid, filename=f"air_{pid}_removed.tif", units="kg", per="pixel", nodata=NODATA,
                      product=f"air_purification_{pid}", created_if=f"method and its {NAMES[pid]} input",
-                     about=f"{NAMES[pid]} removed by vegetation, per pixel")
-          for pid in ("pm25", "pm10", "so2", "nox", "o3", "co", "dust")],
-        *[OutputSpec(id=f"capacity_{pid}", filename=f"air_{pid}_capacity.tif", units="kg/yr", per="pixel",
+                     about=f"{NAMES[pid]} removed by vegetation in the year, per pixel")
+          for pid in ("pm25", "pm10", "so2", "no2", "nox", "o3", "co", "dust")],
+        *[OutputSpec(id=f"capacity_{pid}", filename=f"air_{pid}_capacity.tif", units="kg", per="pixel",
                      nodata=NODATA, kind="intermediate", created_if="method == capacity",
-                     about=f"{NAMES[pid]} purification capacity before the emission cap, per pixel")
+                     about=f"{NAMES[pid]} purification capacity of the year before the emission cap, per pixel")
           for pid in CAPACITY],
     ),
 )
@@ -340,7 +342,7 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
     records = ctx.write(outputs, tags={"method": "deposition"})
     result = ServiceResult(service=SPEC.id, outputs=records)
     for pid, rec in records.items():
-        result.totals[f"{pid}_total"] = (rec.total, "kg/yr")
+        result.totals[f"{pid}_total"] = (rec.total, "kg")
     result.notes += [
         f"deposition method, {seconds / 3600:.0f} h/yr; LAI {lai_note}; PM2.5 by {wind_note}",
         "gases use a constant canopy Vd per class (no resistance model): first-version approximation",
@@ -406,7 +408,7 @@ def compute_capacity(ctx: ServiceContext) -> ServiceResult:
     records = ctx.write(outputs, tags={"method": "capacity"})
     result = ServiceResult(service=SPEC.id, outputs=records)
     for out_id, rec in records.items():
-        result.totals[f"{out_id}_total"] = (rec.total, "kg/yr")
+        result.totals[f"{out_id}_total"] = (rec.total, "kg")
     for pid, s in summary.items():
         if s["cap_binding"] is None:
             result.notes.append(f"{NAMES[pid]}: no emission cap applied; capacity {s['capacity_kg']:.6g} kg/yr reported")

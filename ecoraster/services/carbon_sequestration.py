@@ -12,7 +12,8 @@ dry-matter route):
   fraction × 1.63 and × 1.19 (``dry_matter``, LY/T 1721); the basis is NEP or NPP
   (``co2_basis``, ``o2_basis``); O₂ can be switched off (``oxygen_release``).
 
-All outputs are totals per pixel (t C/yr, t CO₂/yr, t O₂/yr), so zonal sums are totals. The
+All outputs are totals per pixel over the accounting year (units t C, t CO₂, t O₂: the year is implicit,
+as valuation expects), so zonal sums are totals. The
 ``carbon_sequestration`` product is the CO₂ output: price it in CNY per t CO₂. The
 ``oxygen_release`` product is the O₂ output: price it in CNY per t O₂.
 
@@ -30,6 +31,7 @@ The carbon *stock* is the ``carbon_storage`` service; a run can configure both.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -156,18 +158,18 @@ SPEC = ServiceSpec(
     ),
     parameters=parameter_specs(_CONSTANTS),
     outputs=(
-        OutputSpec(id="npp", filename="npp.tif", units="t C/yr", per="pixel", nodata=NODATA,
-                   about="net primary production (CASA), per pixel"),
-        OutputSpec(id="rh", filename="rh.tif", units="t C/yr", per="pixel", nodata=NODATA, kind="intermediate",
-                   about="soil heterotrophic respiration, per pixel"),
-        OutputSpec(id="nep", filename="nep.tif", units="t C/yr", per="pixel", nodata=NODATA,
-                   about="net ecosystem production NEP = NPP − Rh, per pixel (negative = carbon source)"),
-        OutputSpec(id="co2", filename="co2_sequestered.tif", units="t CO2/yr", per="pixel", nodata=NODATA,
+        OutputSpec(id="npp", filename="npp.tif", units="t C", per="pixel", nodata=NODATA,
+                   about="net primary production (CASA) of the year, per pixel"),
+        OutputSpec(id="rh", filename="rh.tif", units="t C", per="pixel", nodata=NODATA, kind="intermediate",
+                   about="soil heterotrophic respiration of the year, per pixel"),
+        OutputSpec(id="nep", filename="nep.tif", units="t C", per="pixel", nodata=NODATA,
+                   about="net ecosystem production NEP = NPP − Rh of the year, per pixel (negative = carbon source)"),
+        OutputSpec(id="co2", filename="co2_sequestered.tif", units="t CO2", per="pixel", nodata=NODATA,
                    product="carbon_sequestration",
-                   about="CO2 fixed (basis co2_basis), per pixel; priced in CNY per t CO2"),
-        OutputSpec(id="o2", filename="o2_released.tif", units="t O2/yr", per="pixel", nodata=NODATA,
+                   about="CO2 fixed in the year (basis co2_basis), per pixel; priced in CNY per t CO2"),
+        OutputSpec(id="o2", filename="o2_released.tif", units="t O2", per="pixel", nodata=NODATA,
                    product="oxygen_release", created_if="oxygen_release",
-                   about="O2 released (basis o2_basis), per pixel; priced in CNY per t O2"),
+                   about="O2 released in the year (basis o2_basis), per pixel; priced in CNY per t O2"),
     ),
 )
 
@@ -315,10 +317,9 @@ def _mtime(path: str) -> float:
 
 
 def class_array(ctx: ServiceContext, chunk: int, input_id: str = "ecosystem") -> tuple[da.Array, int]:
-    """The class raster aligned as int64 with ``chunk``; and its nodata code."""
-    e = ctx.entry(input_id)
-    resampling = ctx.spec.input(input_id).resampling or e.effective_resampling
-    arr = align_to(ctx.source_info(input_id), ctx.grid, resampling, dtype="int64", chunk=chunk)
+    """The class raster (after the catalogue's ``reclass`` table, if any) aligned as int64 with
+    ``chunk``; and its nodata code."""
+    arr = replace(ctx, chunk=chunk).raster(input_id, dtype="int64")
     return arr.data, int(arr.attrs["nodata"])
 
 

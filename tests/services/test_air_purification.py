@@ -52,7 +52,7 @@ def test_deposition_by_hand(tmp_zh):
     cfg = write_run(tmp_zh, "air_purification", datasets, inputs, method="deposition")
     res = execute_run(cfg, tmp_zh / "ws").services["air_purification"]
     pm25_out, pm10_out = read(res.outputs["pm25"].path), read(res.outputs["pm10"].path)
-    no2_out, co_out = read(res.outputs["nox"].path), read(res.outputs["co"].path)
+    no2_out, co_out = read(res.outputs["no2"].path), read(res.outputs["co"].path)
     # PM2.5, forest (12), LAI 4, 50 µg/m3, wind 2.4 → class 2: Vd 0.09 cm/s = 0.0009 m/s, resuspension 3 %
     #   0.0009 × 50e-9 kg/m3 × 4 × 31,536,000 s × 0.97 = 5.5062e-3 kg/m2 × 900 m2 = 4.95557 kg/pixel (55.1 kg/ha)
     pm25_px = 0.0009 * 50e-9 * 4 * SECONDS_2021 * 0.97 * PX_M2
@@ -78,10 +78,10 @@ def test_deposition_by_hand(tmp_zh):
     assert no2_out[0, 0] == pytest.approx(no2_px, rel=1e-6) and no2_px == pytest.approx(2.9449, rel=1e-4)
     # CO in mg/m3 (× 1e-6): 0.00004 m/s × 1e-6 kg/m3 × 0.864665 × 31,536,000 × 900
     assert co_out[0, 0] == pytest.approx(0.00004 * 1e-6 * (1 - math.exp(-2)) * SECONDS_2021 * PX_M2, rel=1e-6)
-    assert res.outputs["nox"].product == "air_purification_nox" and res.outputs["pm25"].units == "kg/yr"
+    assert res.outputs["no2"].product == "air_purification_no2" and res.outputs["pm25"].units == "kg"  # per year
     assert res.metadata["constant_gas_vd"] is True and "capacity_so2" not in res.outputs
     total = float(np.sum(pm25_out[pm25_out != ND], dtype=np.float64))
-    assert res.totals["pm25_total"] == (pytest.approx(total, rel=1e-9), "kg/yr")
+    assert res.totals["pm25_total"] == (pytest.approx(total, rel=1e-9), "kg")
 
 
 def test_deposition_lai_from_ndvi_scalar_wind_leap_year_and_hours(tmp_zh):
@@ -246,10 +246,10 @@ def test_cnemc_stations_wuhan_plausible_removal(shared_data, tmp_zh):
     print({k: round(v.mean(), 2) for k, v in per_ha.items()})   # measured: see bench/README_casa_air.md
     assert 1 < per_ha["pm25"].mean() < 100
     assert 10 < per_ha["pm10"].mean() < 1000
-    for gas in ("so2", "nox", "o3"):
+    for gas in ("so2", "no2", "o3"):
         assert 1 < per_ha[gas].mean() < 150, gas
     assert 0 < per_ha["co"].mean() < 50
-    region_t = sum(res.totals[f"{p}_total"][0] for p in ("pm25", "so2", "nox", "o3", "co")) / 1000
+    region_t = sum(res.totals[f"{p}_total"][0] for p in ("pm25", "so2", "no2", "o3", "co")) / 1000
     assert region_t < 0.2 * (eco != 255).sum() * ha               # under 200 kg/ha on average: not tonnes
 
 
@@ -257,7 +257,7 @@ def test_example_configs_validate_without_data():
     """The shipped example configs parse (their data may be absent on this machine)."""
     from ecoraster.config import RunConfig
 
-    for name in ("ninghe_casa_air.yaml",):
+    for name in ("ninghe_casa_air.yaml", "wuhan_casa_air.yaml"):
         path = REPO / "configs" / "examples" / name
         if path.exists():
             cfg = RunConfig.load(path)

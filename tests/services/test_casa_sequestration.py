@@ -113,8 +113,8 @@ def test_annual_surrogate_by_hand(tmp_zh):
     for arr in (npp, rh, nep, co2, o2):
         assert arr[1, 0] == ND and arr[1, 1] == ND and arr[1, 2] == ND
     # totals are float64 sums of the written pixels; units declared
-    assert res.totals["npp_total"] == (pytest.approx(float(npp[0, 0])), "t C/yr")
-    assert res.totals["co2_total"][1] == "t CO2/yr" and res.totals["o2_total"][1] == "t O2/yr"
+    assert res.totals["npp_total"] == (pytest.approx(float(npp[0, 0])), "t C")   # per accounting year
+    assert res.totals["co2_total"][1] == "t CO2" and res.totals["o2_total"][1] == "t O2"
     assert res.outputs["co2"].product == "carbon_sequestration" and res.outputs["o2"].product == "oxygen_release"
     assert res.metadata["price_units"]["carbon_sequestration"] == "CNY/t CO2"
 
@@ -149,14 +149,15 @@ def test_monthly_matches_reference_and_profiles(tmp_zh):
             n_ref, rh_ref = reference_pixel(*table[int(eco[r, c])], *cols, months=1.0)
             assert npp[r, c] == pytest.approx(n_ref * PX_M2 * 1e-6, rel=2e-5, abs=1e-9), (r, c)
             assert rh[r, c] == pytest.approx(rh_ref * PX_M2 * 1e-6, rel=2e-5, abs=1e-9), (r, c)
-    # profile lyt1721: O2 from NPP by dry matter: NPP / 0.45 × 1.19 (and CO2 = NEP / 0.45 × 1.63)
-    cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS, params={"ndvi_bounds": "table"},
-                    profile="lyt1721")
+    # the LY/T 1721 route (the `lyt1721` rows of casa_constants.yaml; here as run params, since
+    # configs/profiles/ has no lyt1721 profile yet): O2 = NPP / 0.45 × 1.19, CO2 = NEP / 0.45 × 1.63
+    cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS,
+                    params={"ndvi_bounds": "table", "o2_basis": "npp", "stoichiometry": "dry_matter"})
     res2 = execute_run(cfg, tmp_zh / "ws2").services["carbon_sequestration"]
     np.testing.assert_allclose(read(res2.outputs["o2"].path), npp / 0.45 * 1.19, rtol=1e-5)
     nep = read(res.outputs["nep"].path)
     np.testing.assert_allclose(read(res2.outputs["co2"].path), nep / 0.45 * 1.63, rtol=1e-5, atol=1e-9)
-    assert res2.metadata["constants"]["o2_basis"]["from"] == "profile lyt1721"
+    assert res2.metadata["constants"]["o2_basis"]["from"] == "run params"
     # profile ndrc2022: no oxygen output; run params override the profile
     cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS,
                     params={"ndvi_bounds": "table", "clip_negative_nep": True}, profile="ndrc2022")
