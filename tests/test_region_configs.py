@@ -1,10 +1,12 @@
 """The 宁河区 / 崇明 configs run as soon as an analyst supplies their rasters and zone layers.
 
-The repo's configs, catalogues and boundaries are copied to a temp tree; synthetic analyst files
-(land cover in GEP classes at 100 m, townships splitting the district, one wetland unit) are dropped
-at the paths the region catalogue names; then the unchanged config validates and runs.
+The repo's configs, catalogues and boundaries are copied to a temp tree; synthetic analyst files are dropped
+at exactly the paths the region catalogue names (land cover in GEP classes at 100 m; 12-band monthly climate
+and NDVI, annual P / AET, wind and concentrations at 1 km; townships splitting the district; one wetland
+unit); then the unchanged config validates and runs every service, valuation, zones and products.
 """
 
+import json
 import shutil
 
 import geopandas as gpd
@@ -15,9 +17,20 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box
 
+from ecoraster.catalog import Catalog
 from ecoraster.run import execute_run, validate_run
 
 from .conftest import REPO
+
+#: bands and value range of each synthetic layer, by dataset id without region and year (plausible for
+#: the north China plain: monthly NDVI, MJ/m², °C, mm; annual mm/yr; m/s; µg/m³)
+LAYERS = {
+    "ndvi_monthly": (12, 0.1, 0.8), "sol_monthly": (12, 200.0, 600.0), "t_monthly": (12, -4.0, 27.0),
+    "p_monthly": (12, 5.0, 170.0), "pet_monthly": (12, 20.0, 160.0), "aet_monthly": (12, 10.0, 120.0),
+    "p_annual": (1, 550.0, 650.0), "aet_annual": (1, 400.0, 520.0), "ndvi": (1, 0.2, 0.7),
+    "wind": (1, 2.0, 3.5), "pm25": (1, 35.0, 55.0), "pm10": (1, 60.0, 90.0), "so2": (1, 8.0, 15.0),
+    "no2": (1, 25.0, 40.0),
+}
 
 
 def _copy_repo_subset(dst, region):
@@ -27,49 +40,74 @@ def _copy_repo_subset(dst, region):
         shutil.copy(REPO / rel, dst / rel)
 
 
-@pytest.mark.parametrize("region,epsg,unit_layer", [("ninghe", 4527, "wetland_units"),
-                                                    ("chongming", 4529, "wetland_units")])
-def test_region_config_runs_once_data_is_supplied(tmp_zh, region, epsg, unit_layer):
-    _copy_repo_subset(tmp_zh, region)
-    cfg = tmp_zh / "configs" / f"{region}_2020.yaml"
-    missing = validate_run(cfg)
-    assert len(missing) == 4 and all("file not found" in str(i) for i in missing)
+def _write(path, bands, epsg, transform):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=bands.shape[2], height=bands.shape[1], count=bands.shape[0],
+                       dtype=bands.dtype, crs=f"EPSG:{epsg}", transform=transform,
+                       nodata=0 if bands.dtype == np.uint8 else -9999.0) as dst:
+        dst.write(bands)
 
-    (tmp_zh / "data" / region).mkdir()
-    boundary = gpd.read_file(tmp_zh / f"data/boundaries/{region}_district.geojson").to_crs(epsg)
+
+def _supply_analyst_data(root, region, epsg):
+    """Write a synthetic file at every raster / vector path of the region catalogue."""
+    boundary = gpd.read_file(root / f"data/boundaries/{region}_district.geojson").to_crs(epsg)
     minx, miny, maxx, maxy = boundary.total_bounds
     rng = np.random.default_rng(1)
-    codes = np.array([41, 42, 51, 52, 62, 61])
-    w, h = int((maxx - minx) // 100) + 2, int((maxy - miny) // 100) + 2
-    transform = Affine(100, 0, minx - 100, 0, -100, maxy + 100)
-    for year in (2015, 2020):
-        lulc = codes[rng.integers(0, len(codes), size=(h, w))].astype(np.uint8)
-        with rasterio.open(tmp_zh / f"data/{region}/lulc_{year}.tif", "w", driver="GTiff", width=w, height=h,
-                           count=1, dtype="uint8", crs=f"EPSG:{epsg}", transform=transform, nodata=0) as dst:
-            dst.write(lulc, 1)
-    # townships: the district cut into 4 quadrants (a partition); one wetland unit in the middle
+    catalog = Catalog.load(root / "catalogs" / f"{region}.yaml")
+    for entry in catalog.datasets.values():
+        if entry.kind != "raster":
+            continue
+        res = 100.0 if "lulc" in entry.id else 1000.0
+        w, h = int((maxx - minx) // res) + 3, int((maxy - miny) // res) + 3
+        transform = Affine(res, 0, minx - res, 0, -res, maxy + res)
+        if "lulc" in entry.id:  # marsh, lake, paddy, dry cropland, built-up, urban green
+            codes = np.array([41, 42, 51, 52, 62, 61], dtype=np.uint8)
+            bands = codes[rng.integers(0, len(codes), size=(1, h, w))]
+        else:
+            n, lo, hi = LAYERS[entry.id.removeprefix(f"{region}_").removesuffix("_2020")]
+            bands = rng.uniform(lo, hi, size=(n, h, w)).astype(np.float32)
+        _write(entry.path, bands, epsg, transform)
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
     quads = [box(minx, miny, cx, cy), box(cx, miny, maxx, cy), box(minx, cy, cx, maxy), box(cx, cy, maxx, maxy)]
     geom = boundary.geometry.iloc[0]
     towns = gpd.GeoDataFrame({"code": ["T1", "T2", "T3", "T4"], "name": ["甲镇", "乙镇", "丙镇", "丁镇"]},
                              geometry=[geom.intersection(q) for q in quads], crs=epsg)
-    towns.to_file(tmp_zh / f"data/{region}/townships.gpkg")
+    towns.to_file(root / f"data/{region}/townships.gpkg")
     units = gpd.GeoDataFrame({"unit_id": ["W1"], "name": ["核心区"]},
                              geometry=[box(cx - 2000, cy - 2000, cx + 2000, cy + 2000)], crs=epsg)
-    units.to_file(tmp_zh / f"data/{region}/{unit_layer}.gpkg")
+    units.to_file(root / f"data/{region}/wetland_units.gpkg")
 
+
+@pytest.mark.parametrize("region,epsg", [("ninghe", 4527), ("chongming", 4529)])
+def test_region_config_validates_once_data_is_supplied(tmp_zh, region, epsg):
+    _copy_repo_subset(tmp_zh, region)
+    cfg = tmp_zh / "configs" / f"{region}_2020.yaml"
+    missing = validate_run(cfg)
+    assert missing and all("file not found" in str(i) for i in missing)
+    _supply_analyst_data(tmp_zh, region, epsg)
     assert validate_run(cfg) == []
+
+
+@pytest.mark.slow
+def test_ninghe_full_run_with_supplied_data(tmp_zh):
+    _copy_repo_subset(tmp_zh, "ninghe")
+    _supply_analyst_data(tmp_zh, "ninghe", 4527)
+    cfg = tmp_zh / "configs" / "ninghe_2020.yaml"
     result = execute_run(cfg, tmp_zh / "ws")
-    assert result.services["carbon_storage"].outputs["c_storage_bas"].total > 0
-    with rasterio.open(result.services["carbon_storage"].outputs["c_storage_bas"].path) as src:
-        assert src.crs.to_epsg() == epsg and src.res == (30.0, 30.0)
+    assert set(result.services) == {"water_conservation", "carbon_sequestration", "air_purification",
+                                    "carbon_storage"}
+    wc = result.services["water_conservation"].outputs["water_conservation_m3"]
+    with rasterio.open(wc.path) as src:
+        assert src.crs.to_epsg() == 4527 and src.res == (30.0, 30.0)
+    assert wc.total > 0
+    assert result.services["water_conservation"].outputs["water_conservation_m3_value"].total > 0
     district = pd.read_csv(result.zonal_tables["district"], encoding="utf-8-sig")
-    towns_t = pd.read_csv(result.zonal_tables["townships"], encoding="utf-8-sig")
+    towns = pd.read_csv(result.zonal_tables["townships"], encoding="utf-8-sig")
     col = "carbon_storage.c_storage_bas"
     # the townships partition the district: their sums add up to the district's (float64)
-    assert towns_t[col].sum() == pytest.approx(district[col].sum(), rel=1e-9)
-    assert set(towns_t["name"]) == {"甲镇", "乙镇", "丙镇", "丁镇"}
-    import json
-
-    balance = json.loads(result.manifest_path.read_text(encoding="utf-8"))["mass_balance"]["townships"]
-    assert abs(balance["carbon_storage.c_storage_bas"]["rel_diff"]) < 1e-9  # checked and reported every run
+    assert towns[col].sum() == pytest.approx(district[col].sum(), rel=1e-9)
+    assert set(towns["name"]) == {"甲镇", "乙镇", "丙镇", "丁镇"}
+    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    assert abs(manifest["mass_balance"]["townships"][col]["rel_diff"]) < 1e-9  # checked and reported every run
+    assert (tmp_zh / "ws" / "products" / "catalogue.csv").exists()
+    assert (tmp_zh / "ws" / "products" / "wetland_units.gpkg").exists()

@@ -257,8 +257,8 @@ def test_example_configs_validate_without_data():
     """The shipped example configs parse (their data may be absent on this machine)."""
     from ecoraster.config import RunConfig
 
-    for name in ("ninghe_casa_air.yaml", "wuhan_casa_air.yaml"):
-        path = REPO / "configs" / "examples" / name
+    for name in ("wuhan_2013_gep.yaml", "ninghe_2020.yaml", "chongming_2020.yaml"):
+        path = REPO / "configs" / name
         if path.exists():
             cfg = RunConfig.load(path)
             assert "carbon_sequestration" in cfg.services and "air_purification" in cfg.services
