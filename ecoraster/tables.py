@@ -74,7 +74,14 @@ def lookup_arrays(
 
 
 def _unique_block(block: np.ndarray, nodata: float) -> np.ndarray:
-    vals, counts = np.unique(block, return_counts=True)
+    if block.dtype.kind in "iu" and block.dtype.itemsize <= 2:
+        # small integer codes (LULC): one counting pass, ~10× faster than np.unique's sort
+        offset = int(np.iinfo(block.dtype).min)
+        counts = np.bincount(block.ravel().astype(np.int64) - offset)
+        vals = np.flatnonzero(counts) + offset
+        counts = counts[counts > 0]
+    else:
+        vals, counts = np.unique(block, return_counts=True)
     keep = vals != nodata
     if vals.dtype.kind == "f":
         keep &= ~np.isnan(vals)

@@ -37,3 +37,17 @@ def test_difference_is_alt_minus_bas_with_nodata():
     difference(bas, alt, np.float32(-9999.0), out)
     # 4 − 1 = 3; any nodata/NaN on either side → nodata
     np.testing.assert_array_equal(out, [[3.0, -9999.0], [-9999.0, -9999.0]])
+
+
+def test_unique_counts_small_ints_match_numpy():
+    import dask.array as da
+
+    from ecoraster.tables import unique_counts
+
+    rng = np.random.default_rng(3)
+    for dtype, nodata in ((np.uint8, 255), (np.int8, -128), (np.int16, -9999), (np.int32, -1)):
+        a = rng.integers(0, 40, size=(300, 200)).astype(dtype)
+        a[:5, :5] = nodata
+        got = unique_counts(da.from_array(a, chunks=128), nodata)
+        values, counts = np.unique(a[a != nodata], return_counts=True)
+        assert got == dict(zip(values.tolist(), counts.tolist())), dtype
