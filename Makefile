@@ -32,8 +32,8 @@ demo: install
 test: install
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
-bench: install
-	$(PY) bench/run_all.py
+bench: install   # slow: 10,000² inputs; InVEST side-by-side runs need ../shared/tools/install-invest.sh first
+	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
 	rm -rf outputs .pytest_cache .numba_cache
