@@ -8,7 +8,7 @@ land cover as COGs in a temp folder, then in the same script run executes
    the same files, in InVEST's own venv, as a subprocess;
 
 and prints wall time, Mpixel/s and the peak RSS of each process tree. ``--record`` appends
-the numbers to ``bench/README_water.md``. Run by hand, never in tests::
+the numbers to ``bench/README.md``. Run by hand, never in tests::
 
     PYTHONPATH=$PWD /work/main/.venv/bin/python bench/bench_carbon_storage.py --size 10000 --record
 """

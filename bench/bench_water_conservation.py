@@ -11,7 +11,7 @@ then, in the same script run, runs
 3. ecoraster method water_balance (no InVEST peer);
 
 and prints wall time, Mpixel/s and the peak RSS of each process tree (psutil, a sampling
-thread, every 0.2 s). ``--record`` appends the numbers to ``bench/README_water.md``.
+thread, every 0.2 s). ``--record`` appends the numbers to ``bench/README.md``.
 
 Run by hand, never in tests::
 
@@ -44,7 +44,7 @@ import rasterio.shutil
 from affine import Affine
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "bench" / "README_water.md"
+README = REPO / "bench" / "README.md"
 INVEST_PYTHON = os.environ.get("INVEST_PYTHON", "/work/invest-venv/bin/python")
 ECO_PYTHON = os.environ.get("ECO_PYTHON", sys.executable)
 CRS = "EPSG:4527"
@@ -220,7 +220,7 @@ def machine() -> str:
 
 
 def report(rows: list[dict], size: int, title: str, command: str, record: bool, notes: list[str] = ()) -> None:
-    """Print a table of runs; with ``record`` append it to ``bench/README_water.md``."""
+    """Print a table of runs; with ``record`` append it to ``bench/README.md``."""
     mpx = size * size / 1e6
     lines = [f"### {title} — {size:,} × {size:,} ({mpx:,.0f} Mpx), {dt.date.today().isoformat()}", "",
              f"Machine: {machine()}  ", f"Command: `{command}`", "",

@@ -12,7 +12,7 @@ Speed: the next batch of blocks is computed (dask) while the current one is writ
 statistics are one numba pass per block; the COG translations of several outputs run
 side by side; GDAL's block cache is capped at :data:`GDAL_CACHE_BYTES` so memory stays
 bounded whatever the raster size. ZSTD level 1 compresses about as well as DEFLATE level 6
-on our rasters at less than half the CPU time (see ``bench/README_water.md``).
+on our rasters at less than half the CPU time (see ``bench/README.md``).
 """
 
 from __future__ import annotations

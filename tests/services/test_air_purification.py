@@ -243,7 +243,7 @@ def test_cnemc_stations_wuhan_plausible_removal(shared_data, tmp_zh):
     forest = (eco == 11) | (eco == 12)
     assert forest.sum() > 50 and nodata is not None
     per_ha = {k: read(r.path)[forest].astype(float) / ha for k, r in res.outputs.items()}
-    print({k: round(v.mean(), 2) for k, v in per_ha.items()})   # measured: see bench/README_casa_air.md
+    print({k: round(v.mean(), 2) for k, v in per_ha.items()})   # measured: see bench/README.md
     assert 1 < per_ha["pm25"].mean() < 100
     assert 10 < per_ha["pm10"].mean() < 1000
     for gas in ("so2", "no2", "o3"):
