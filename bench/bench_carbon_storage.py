@@ -10,7 +10,7 @@ land cover as COGs in a temp folder, then in the same script run executes
 and prints wall time, Mpixel/s and the peak RSS of each process tree. ``--record`` appends
 the numbers to ``bench/README.md``. Run by hand, never in tests::
 
-    PYTHONPATH=$PWD /work/main/.venv/bin/python bench/bench_carbon_storage.py --size 10000 --record
+    .venv/bin/python bench/bench_carbon_storage.py --size 10000 --record
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def main() -> None:
             rows.append(r)
             notes.append(_check_same_storage(work))
         report(rows, a.size, "carbon_storage vs InVEST Carbon",
-               "PYTHONPATH=$PWD /work/main/.venv/bin/python bench/bench_carbon_storage.py " + " ".join(sys.argv[1:]),
+               ".venv/bin/python bench/bench_carbon_storage.py " + " ".join(sys.argv[1:]),
                a.record, notes)
     finally:
         if a.workdir is None:

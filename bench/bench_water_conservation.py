@@ -15,7 +15,7 @@ thread, every 0.2 s). ``--record`` appends the numbers to ``bench/README.md``.
 
 Run by hand, never in tests::
 
-    PYTHONPATH=$PWD /work/main/.venv/bin/python bench/bench_water_conservation.py --size 10000 --record
+    .venv/bin/python bench/bench_water_conservation.py --size 10000 --record
 
 Helpers here are shared with ``bench_carbon_storage.py``.
 """
@@ -45,7 +45,7 @@ from affine import Affine
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "bench" / "README.md"
-INVEST_PYTHON = os.environ.get("INVEST_PYTHON", "/work/invest-venv/bin/python")
+INVEST_PYTHON = os.environ.get("INVEST_PYTHON", str(REPO / ".invest-venv" / "bin" / "python"))
 ECO_PYTHON = os.environ.get("ECO_PYTHON", sys.executable)
 CRS = "EPSG:4527"
 ORIGIN = (39_499_980.0, 4_350_000.0)
@@ -370,7 +370,7 @@ def main() -> None:
         if not a.no_invest:
             notes.append(_check_same_yield(work))
         report(rows, a.size, "water_conservation vs InVEST Annual Water Yield",
-               "PYTHONPATH=$PWD /work/main/.venv/bin/python bench/bench_water_conservation.py "
+               ".venv/bin/python bench/bench_water_conservation.py "
                + " ".join(sys.argv[1:]), a.record, notes)
     finally:
         if a.workdir is None:

@@ -14,7 +14,7 @@ and checks that the sums agree (1e-9 relative; see the report for zones beyond i
 
 Usage::
 
-    PYTHONPATH=. /work/main/.venv/bin/python bench/bench_zonal.py [--size 10000] [--parcels 100000]
+    .venv/bin/python bench/bench_zonal.py [--size 10000] [--parcels 100000]
 """
 
 from __future__ import annotations

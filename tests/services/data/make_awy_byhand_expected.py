@@ -1,6 +1,6 @@
 """Make the InVEST oracle for the awy_byhand sample (run by hand with InVEST's own venv).
 
-    /work/invest-venv/bin/python tests/services/data/make_awy_byhand_expected.py
+    .invest-venv/bin/python tests/services/data/make_awy_byhand_expected.py
 
 Runs natcap.invest.annual_water_yield 3.20.2 on ``../shared/data/invest-sample/awy_byhand/inputs``
 (seasonality_constant = 5, watersheds simple_reg_ws.shp / sub-watersheds simple_reg_subws.shp) in a
