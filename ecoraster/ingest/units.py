@@ -1,6 +1,9 @@
 """Unit parsing and conversion for ingested data (pint), tolerant of the spellings found
 in file metadata: CF (``K``, ``m``, ``J m**-2``, ``kg m-2 s-1``), GDAL GRIB (``[C]``,
 ``[K]``, ``[J/(m^2)]``) and common text (``µg/m3``, ``mm/day``, ``W/m2``).
+
+It shares the project's one pint registry (:data:`ecoraster.units.UREG`, which also knows
+CNY and carbon masses); only the spelling rules for file metadata are specific to ingestion.
 """
 
 from __future__ import annotations
@@ -11,8 +14,7 @@ from functools import lru_cache
 import pint
 
 from ..errors import UnitError
-
-UREG = pint.UnitRegistry()
+from ..units import UREG
 
 _ALIASES = {
     "c": "degC", "°c": "degC", "celsius": "degC", "degc": "degC", "deg_c": "degC", "degrees_c": "degC",
