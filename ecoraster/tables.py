@@ -56,18 +56,24 @@ def numeric_column(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
     return values.to_numpy(dtype=np.float64)
 
 
+def class_codes(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """A column of class codes as int64: whole numbers, no duplicates (errors name them)."""
+    codes = numeric_column(df, column, source)
+    if not np.all(codes == np.round(codes)):
+        raise TableError(f"{source}: column {column!r} must hold whole-number codes")
+    codes = codes.astype(np.int64)
+    dup = pd.Series(codes)[pd.Series(codes).duplicated()].unique()
+    if len(dup):
+        raise TableError(f"{source}: column {column!r} has duplicate codes: {', '.join(map(str, dup))}")
+    return codes
+
+
 def lookup_arrays(
     df: pd.DataFrame, key: str, value_columns: Sequence[str], source: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """(codes int64 sorted, values float64 of shape (n_codes, n_columns)) for a class table."""
     require_columns(df, [key, *value_columns], source)
-    codes = numeric_column(df, key, source)
-    if not np.all(codes == np.round(codes)):
-        raise TableError(f"{source}: column {key!r} must hold whole-number codes")
-    codes = codes.astype(np.int64)
-    dup = pd.Series(codes)[pd.Series(codes).duplicated()].unique()
-    if len(dup):
-        raise TableError(f"{source}: column {key!r} has duplicate codes: {', '.join(map(str, dup))}")
+    codes = class_codes(df, key, source)
     values = np.column_stack([numeric_column(df, c, source) for c in value_columns])
     order = np.argsort(codes)
     return codes[order], values[order]

@@ -31,7 +31,7 @@ from ..errors import EcorasterError, MissingLookupValuesError, TableError
 from ..kernels.lookup import build_lut
 from ..kernels.water import annual_water_yield, water_balance
 from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
-from ..tables import numeric_column, read_table, require_columns
+from ..tables import class_codes, numeric_column, read_table, require_columns
 
 NODATA = -9999.0
 PRODUCT = "water_conservation"
@@ -130,17 +130,6 @@ def runoff_table_path(ctx: ServiceContext) -> str:
     return str(own if own.exists() else PARAMETER_DIR / "water_runoff_coefficients_mee2020.csv")
 
 
-def _codes(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
-    codes = numeric_column(df, column, source)
-    if not np.all(codes == np.round(codes)):
-        raise TableError(f"{source}: column {column!r} must hold whole-number codes")
-    codes = codes.astype(np.int64)
-    dup = pd.Series(codes)[pd.Series(codes).duplicated()].unique()
-    if len(dup):
-        raise TableError(f"{source}: column {column!r} has duplicate codes: {', '.join(map(str, dup))}")
-    return codes
-
-
 def _flag(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
     values = numeric_column(df, column, source)
     bad = ~np.isin(values, (0.0, 1.0))
@@ -177,7 +166,7 @@ def read_runoff_table(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     df = read_table(path, field="runoff_coefficients")
     alpha_col = "alpha_pct" if "alpha_pct" in df.columns else "alpha"
     require_columns(df, ["code", alpha_col, "include"], path)
-    codes = _codes(df, "code", path)
+    codes = class_codes(df, "code", path)
     include = _flag(df, "include", path)
     scale = 100.0 if alpha_col == "alpha_pct" else 1.0
     alpha = _optional_numbers(df, alpha_col, include, path, 0.0, scale, 0.0) / scale
@@ -194,7 +183,7 @@ def read_biophysical_table(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     df = read_table(path, field="biophysical_table")
     df = df.rename(columns={c: str(c).strip().lower() for c in df.columns})
     require_columns(df, ["lucode", "kc", "root_depth", "lulc_veg"], path)
-    codes = _codes(df, "lucode", path)
+    codes = class_codes(df, "lucode", path)
     vegetated = _flag(df, "lulc_veg", path)
     kc = _optional_numbers(df, "kc", np.ones(len(df), bool), path, 0.0, math.inf, 0.0)
     root = _optional_numbers(df, "root_depth", vegetated, path, 0.0, math.inf, 1.0)
