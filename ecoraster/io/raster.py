@@ -264,6 +264,8 @@ def write_rasters(
             dst.update_tags(units=out.units, **out.tags)
             dst.close()
         datasets = []
+        t_staged = time.monotonic()
+        log.info("computed and staged %d raster(s) in %.1f s", len(outputs), t_staged - t0)
 
         def translate(out: RasterOutput, tmp: Path, cog: Path) -> None:
             with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
@@ -273,6 +275,7 @@ def write_rasters(
         with ThreadPoolExecutor(max_workers=COG_TRANSLATE_WORKERS, thread_name_prefix="eco-cog") as cogs:
             for fut in [cogs.submit(translate, *args) for args in zip(outputs, tmp_paths, cog_paths)]:
                 fut.result()
+        log.info("translated %d raster(s) to COG in %.1f s", len(outputs), time.monotonic() - t_staged)
         for out, cog in zip(outputs, cog_paths):
             os.replace(cog, out.path)
     except BaseException:
