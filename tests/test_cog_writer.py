@@ -60,3 +60,39 @@ def test_unrepresentable_nodata_is_refused_before_writing(tmp_zh):
     with pytest.raises(NodataNotRepresentableError):
         write_rasters([RasterOutput(tmp_zh / "u.tif", np.zeros(grid.shape), -1, "m", dtype="uint8")], grid)
     assert not any(tmp_zh.iterdir())
+
+
+def test_own_first_overview_equals_gdal_average(tmp_zh):
+    """Continuous outputs get their factor-2 overview from the streaming pass: on an even-sized
+    grid every overview level equals what GDAL's COG driver computes itself (AVERAGE, nodata
+    skipped). (On odd sizes GDAL rounds the overview size down and averages fractional windows;
+    ours keeps whole 2×2 windows and a half-window edge, checked by hand on the 2×3 block.)"""
+    import rasterio.shutil
+
+    from ecoraster.io.raster import halve_average, overview_factors
+
+    # 2×3 block, nodata −1: [[1, 3, 5], [−1, 7, −1]] → [(1+3+7)/3, 5/1] = [3.6667, 5]
+    np.testing.assert_allclose(halve_average(np.array([[1, 3, 5], [-1, 7, -1]], np.float32), -1.0), [[11 / 3, 5.0]],
+                               rtol=1e-6)
+    assert overview_factors((10_000, 10_000), 512) == [2, 4, 8, 16, 32]
+    assert overview_factors((400, 300), 512) == []
+    grid = Grid.from_bounds(TEST_CRS, (39_500_000, 4_300_000, 39_500_000 + 10 * 1300, 4_300_000 + 10 * 1156), 10)
+    rng = np.random.default_rng(5)
+    data = rng.gamma(2.0, 3.0, size=grid.shape).astype("float32")
+    data[rng.random(grid.shape) < 0.1] = -9999.0
+    path = tmp_zh / "ours.tif"
+    write_rasters([RasterOutput(path, da.from_array(data, chunks=256), -9999.0, "m3")], grid)
+    ref = tmp_zh / "gdal.tif"
+    write_rasters([RasterOutput(tmp_zh / "plain.tif", da.from_array(data, chunks=255), -9999.0, "m3")], grid)
+    # chunks of 255 (odd) fall back to GDAL's own overviews: the reference
+    rasterio.shutil.copy(str(tmp_zh / "plain.tif"), str(ref), driver="GTiff")
+    ok, errors, _ = cog_validate(str(path))
+    assert ok, errors
+    with rasterio.open(path) as a, rasterio.open(tmp_zh / "plain.tif") as b:
+        assert a.overviews(1) == b.overviews(1) == [2, 4]
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+        for level in range(len(a.overviews(1))):
+            with rasterio.open(path, overview_level=level) as ao, \
+                    rasterio.open(tmp_zh / "plain.tif", overview_level=level) as bo:
+                np.testing.assert_allclose(ao.read(1), bo.read(1), rtol=1e-6)
+    assert not list(tmp_zh.glob(".*"))  # no staged file or .ovr left behind

@@ -32,6 +32,8 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from numba import njit, prange
+from affine import Affine
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..grid import Grid, check_representable
@@ -166,6 +168,52 @@ def block_stats(block: np.ndarray, nodata: float) -> tuple[float, int, float, fl
     return float(np.sum(sums)), int(counts.sum()), float(mins.min(initial=np.inf)), float(maxs.max(initial=-np.inf))
 
 
+@njit(parallel=True, cache=True)
+def _halve_average(block, nodata, out):
+    """``out[i, j]`` = mean of the valid pixels of ``block[2i:2i+2, 2j:2j+2]`` (float64 sum),
+    ``nodata`` where none is valid: GDAL's AVERAGE overview at factor 2, edges included."""
+    rows, cols = block.shape
+    nan_nodata = np.isnan(nodata)
+    for i in prange(out.shape[0]):
+        for j in range(out.shape[1]):
+            total = 0.0
+            n = 0
+            for r in range(2 * i, min(2 * i + 2, rows)):
+                for c in range(2 * j, min(2 * j + 2, cols)):
+                    v = block[r, c]
+                    if np.isnan(v) or (not nan_nodata and v == nodata):
+                        continue
+                    total += v
+                    n += 1
+            out[i, j] = total / n if n else nodata
+
+
+def halve_average(block: np.ndarray, nodata: float) -> np.ndarray:
+    """The factor-2 AVERAGE overview of a float block (see :func:`_halve_average`)."""
+    out = np.empty(((block.shape[0] + 1) // 2, (block.shape[1] + 1) // 2), dtype=block.dtype)
+    _halve_average(block, float(nodata), out)
+    return out
+
+
+def overview_factors(shape: tuple[int, int], blocksize: int) -> list[int]:
+    """The factors GDAL's COG driver picks with ``OVERVIEWS=AUTO``: halve until a level is
+    no larger than one block (e.g. 10,000 px, 512 → 2, 4, 8, 16, 32)."""
+    factors, f = [], 2
+    while -(-max(shape) // (f // 2)) > blocksize:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+def _own_first_overview(out: RasterOutput, chunks, grid: Grid, blocksize: int) -> bool:
+    """Whether this output's first overview level is built in the streaming pass: continuous
+    float data, blocks that start on even rows and columns, and a raster big enough to get
+    overviews. (Categorical outputs keep GDAL's MODE overviews.)"""
+    even = all(c % 2 == 0 for c in chunks[0][:-1]) and all(c % 2 == 0 for c in chunks[1][:-1])
+    return (np.dtype(out.dtype).kind == "f" and not out.categorical and even
+            and len(overview_factors(grid.shape, blocksize)) > 0)
+
+
 def _blocks(shape: tuple[int, int], chunks: tuple[tuple[int, ...], tuple[int, ...]]):
     r0 = 0
     for i, rh in enumerate(chunks[0]):
@@ -217,6 +265,7 @@ def write_rasters(
     mins = np.full(len(outputs), np.inf)
     maxs = np.full(len(outputs), -np.inf)
     datasets = []
+    ovr_datasets: list = []
     t0 = time.monotonic()
     last_log = t0
     env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
@@ -231,6 +280,16 @@ def write_rasters(
                 dtype=out.dtype, crs=grid.crs, transform=grid.transform, nodata=out.nodata,
                 tiled=True, blockxsize=512, blockysize=512, BIGTIFF="IF_SAFER",
             ))
+            # the factor-2 overview, built here from the blocks in memory, as the staged file's
+            # external .ovr (GDAL then derives the coarser levels from it, not from full resolution)
+            if _own_first_overview(out, chunks, grid, profile.blocksize):
+                ovr_datasets.append(rasterio.open(
+                    Path(f"{tmp}.ovr"), "w", driver="GTiff", width=(grid.width + 1) // 2,
+                    height=(grid.height + 1) // 2, count=1, dtype=out.dtype, nodata=out.nodata,
+                    crs=grid.crs, transform=grid.transform @ Affine.scale(2), tiled=True,
+                    blockxsize=512, blockysize=512, BIGTIFF="IF_SAFER"))
+            else:
+                ovr_datasets.append(None)
         done = 0
         # compute batch i + 1 (dask) while batch i is written and summed here
         pending = pool.submit(compute_batch, batches[0])
@@ -243,6 +302,10 @@ def write_rasters(
                     block = np.ascontiguousarray(results[k])
                     k += 1
                     dst.write(block, 1, window=window)
+                    if ovr_datasets[n] is not None:
+                        half = halve_average(block, out.nodata)
+                        ovr_datasets[n].write(half, 1, window=Window(window.col_off // 2, window.row_off // 2,
+                                                                      half.shape[1], half.shape[0]))
                     total, count, lo, hi = block_stats(block, out.nodata)
                     if count:
                         sums[n] += total
@@ -264,16 +327,31 @@ def write_rasters(
             dst.update_tags(units=out.units, **out.tags)
             dst.close()
         datasets = []
+        for ovr in ovr_datasets:
+            if ovr is not None:
+                ovr.close()
+        ovr_datasets = [None if o is None else Path(o.name) for o in ovr_datasets]
+        factors = overview_factors(grid.shape, profile.blocksize)
+        for ovr in ovr_datasets:
+            if ovr is not None and len(factors) > 1:
+                with rasterio.open(ovr, "r+") as ds:  # levels 4, 8, … from level 2 (¼ of the pixels)
+                    ds.build_overviews([f // 2 for f in factors[1:]], Resampling.average)
         t_staged = time.monotonic()
         log.info("computed and staged %d raster(s) in %.1f s", len(outputs), t_staged - t0)
 
-        def translate(out: RasterOutput, tmp: Path, cog: Path) -> None:
+        def translate(out: RasterOutput, tmp: Path, cog: Path, ovr: Path | None) -> None:
+            options = profile.options(out.dtype, out.categorical)
+            if ovr is not None:
+                options["OVERVIEWS"] = "FORCE_USE_EXISTING"
             with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
-                rasterio.shutil.copy(str(tmp), str(cog), **profile.options(out.dtype, out.categorical))
+                rasterio.shutil.copy(str(tmp), str(cog), **options)
             tmp.unlink()
+            if ovr is not None:
+                ovr.unlink()
 
         with ThreadPoolExecutor(max_workers=COG_TRANSLATE_WORKERS, thread_name_prefix="eco-cog") as cogs:
-            for fut in [cogs.submit(translate, *args) for args in zip(outputs, tmp_paths, cog_paths)]:
+            jobs = zip(outputs, tmp_paths, cog_paths, ovr_datasets)
+            for fut in [cogs.submit(translate, *args) for args in jobs]:
                 fut.result()
         log.info("translated %d raster(s) to COG in %.1f s", len(outputs), time.monotonic() - t_staged)
         for out, cog in zip(outputs, cog_paths):
@@ -282,13 +360,14 @@ def write_rasters(
         if pending is not None:
             pending.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
-        for dst in datasets:
+        for dst in [*datasets, *ovr_datasets]:
             try:
                 dst.close()
             except Exception:
                 pass
         for p in [*tmp_paths, *cog_paths]:
             p.unlink(missing_ok=True)
+            Path(f"{p}.ovr").unlink(missing_ok=True)
         raise
     finally:
         pool.shutdown(wait=True)
