@@ -379,14 +379,6 @@ def products_step(config: str, workspace: str, staging: str, values: list[Outcom
                     seconds=time.monotonic() - t0)
 
 
-def _rewrite_staging_paths(staging: Path, workspace: Path) -> None:
-    """Point every JSON file in ``staging`` at the committed locations (text replace)."""
-    for path in staging.rglob("*.json"):
-        text = path.read_text(encoding="utf-8")
-        if str(staging) in text:
-            path.write_text(text.replace(str(staging), str(workspace)), encoding="utf-8")
-
-
 def rebase_outcomes(outcomes: list[Outcome], staging: str | os.PathLike, workspace: str | os.PathLike) -> list[Outcome]:
     """The outcomes with every staging path replaced by its committed workspace path."""
     stage, ws = str(Path(staging).resolve()), str(Path(workspace).resolve())
@@ -433,8 +425,7 @@ def finish(config: str, workspace: str, staging: str, outcomes: list[Outcome], *
                          for o in outcomes}
     manifest.update(extra_manifest or {})
     manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-    _rewrite_staging_paths(stage, ws)
-    commit_staging(stage, ws)
+    commit_staging(stage, ws)  # also points staged JSON files at the workspace
     store = CacheStore(ws)
     for o in computed:
         outputs = [ws / _rel(p, stage) for p in o["outputs"] if str(Path(p).resolve()).startswith(str(stage))]
