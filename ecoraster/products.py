@@ -162,64 +162,24 @@ def _read_zones(plan, name: str) -> gpd.GeoDataFrame:
 
 
 def _partition_report(zones: gpd.GeoDataFrame, id_field: str) -> dict[str, Any]:
-    try:
-        from .zonal import check_partition  # the zonal engine's check, when merged
-    except ImportError:
-        check_partition = None
-    if check_partition is not None:
-        rep = check_partition(zones, id_field)
-        return {"ok": bool(rep.ok), "overlap_area_m2": rep.overlap_area, "gap_area_m2": rep.gap_area,
-                "n_overlaps": rep.n_overlaps, "n_gaps": rep.n_gaps, "union_area_m2": rep.union_area,
-                "zones_area_m2": rep.zones_area, "checked_by": "ecoraster.zonal.check_partition"}
-    import shapely
+    """Overlaps and gaps of a zone set declared a partition (:func:`ecoraster.zonal.check_partition`)."""
+    from .zonal import check_partition
 
-    geoms = shapely.make_valid(zones.geometry.to_numpy())
-    zones_area = float(shapely.area(geoms).sum())
-    union = shapely.union_all(geoms)
-    union_area = float(shapely.area(union))
-    holes = [shapely.Polygon(r) for p in shapely.get_parts(union) if p.geom_type == "Polygon" for r in p.interiors]
-    gap = float(sum(h.area for h in holes))
-    tol = 1e-6 * zones_area
-    overlap = zones_area - union_area
-    return {"ok": overlap <= tol and gap <= tol, "overlap_area_m2": overlap, "gap_area_m2": gap,
-            "union_area_m2": union_area, "zones_area_m2": zones_area, "checked_by": "ecoraster.products (fallback)"}
+    rep = check_partition(zones, id_field)
+    return {"ok": bool(rep.ok), "overlap_area_m2": rep.overlap_area, "gap_area_m2": rep.gap_area,
+            "n_overlaps": rep.n_overlaps, "n_gaps": rep.n_gaps, "union_area_m2": rep.union_area,
+            "zones_area_m2": rep.zones_area, "checked_by": "ecoraster.zonal.check_partition"}
 
 
-def mass_balance(zones: gpd.GeoDataFrame, table: pd.DataFrame, rasters: dict[str, str]) -> dict[str, Any]:
-    """Σ over zones of each raster vs the raster's coverage-weighted total inside the union of
-    the zones (float64). For a true partition both agree up to rounding."""
-    import shapely
-
-    from .zonal import zonal_stats
-
-    union = gpd.GeoDataFrame({"u": ["union"]}, geometry=[shapely.union_all(shapely.make_valid(
-        zones.geometry.to_numpy()))], crs=zones.crs)
-    inside = zonal_stats(rasters, union, "u", stats=("sum",)).iloc[0]
-    out = {}
-    for col in rasters:
-        zones_sum = float(table[col].sum()) if col in table.columns else float("nan")
-        total = float(inside[f"{col}_sum"])
-        diff = zones_sum - total
-        out[col] = {"zones_sum": zones_sum, "raster_total_inside": total, "difference": diff,
-                    "relative": diff / total if total else (0.0 if diff == 0 else float("inf")),
-                    "ok": abs(diff) <= MASS_BALANCE_RTOL * max(abs(total), 1e-12)}
-    return out
-
-
-def _zone_set_balance(csv_path: Path, zones, table, results) -> dict[str, Any]:
-    """Mass balance of a partition: the zonal stage's ``<zone set>.mass_balance.json`` (Σ zones vs
-    raster inside the union, per raster) when it wrote one, else computed here."""
+def _zone_set_balance(csv_path: Path) -> dict[str, Any]:
+    """Mass balance of a partition, as the zonal stage measured it (``<zone set>.mass_balance.json``:
+    Σ zones vs the raster total inside their union, per raster; no second pass over the rasters)."""
     path = csv_path.with_suffix(".mass_balance.json")
-    if path.is_file():
-        balance = json.loads(path.read_text(encoding="utf-8"))
-        if balance:
-            return {k: {"zones_sum": v.get("zones_total"), "raster_total_inside": v.get("inside_total"),
-                        "difference": v.get("abs_diff"), "relative": v.get("rel_diff"),
-                        "ok": abs(v.get("rel_diff") or 0.0) <= max(v.get("tolerance", 0.0), MASS_BALANCE_RTOL),
-                        "checked_by": "ecoraster.zonal (zonal stage)"} for k, v in balance.items()}
-    rasters = {f"{sid}.{oid}": rec.path for sid, res in results.items()
-               for oid, rec in res.outputs.items() if rec.per == "pixel"}
-    return mass_balance(zones, table, rasters) if rasters else {}
+    balance = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {k: {"zones_sum": v.get("zones_total"), "raster_total_inside": v.get("inside_total"),
+                "difference": v.get("abs_diff"), "relative": v.get("rel_diff"),
+                "ok": abs(v.get("rel_diff") or 0.0) <= max(v.get("tolerance", 0.0), MASS_BALANCE_RTOL),
+                "checked_by": "ecoraster.zonal (zonal stage)"} for k, v in balance.items()}
 
 
 def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[str, Path],
@@ -292,7 +252,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         zreport: dict[str, Any] = {"n_zones": len(gdf), "partition": zs.partition}
         if zs.partition:
             zreport["partition_check"] = _partition_report(zones.reset_index(drop=True), zs.id_field)
-            zreport["mass_balance"] = _zone_set_balance(Path(csv_path), zones, table, results)
+            zreport["mass_balance"] = _zone_set_balance(Path(csv_path))
         report["zone_sets"][name] = zreport
 
     catalogue = pd.concat(parts, ignore_index=True)
