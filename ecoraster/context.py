@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,26 @@ from .spec import Issue, OutputRecord, ServiceSpec
 from .tables import read_table
 
 log = logging.getLogger(__name__)
+
+
+def _file_identity(path: str) -> tuple[int, int]:
+    """(size, mtime_ns) of a local file, (0, 0) otherwise: a cheap key that changes with the file."""
+    try:
+        st = Path(path).stat()
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return 0, 0
+
+
+@lru_cache(maxsize=64)
+def _check_reclass_codes(uri: str, identity: tuple[int, int], table: str, band: int, nodata: float,
+                         chunk: int) -> None:
+    """Scan a land-cover raster once per run for codes its reclass table lacks (raises
+    MissingLookupValuesError). Several services often share one land cover: the scan is cached
+    on the file's identity, so they don't each read it again."""
+    from .ingest.landcover import check_codes
+
+    check_codes(uri, table, band=band, src_nodata=nodata, chunk=chunk)
 
 
 @dataclass
@@ -120,10 +141,8 @@ class ServiceContext:
                     align_to(self.source_info(ispec.id), self.grid, ispec.resampling or e.effective_resampling,
                              chunk=self.chunk)
                     if e.reclass:
-                        from .ingest.landcover import check_codes
-
-                        check_codes(e.uri, e.reclass, band=e.band, src_nodata=self.source_info(ispec.id).nodata,
-                                    chunk=self.chunk)
+                        _check_reclass_codes(e.uri, _file_identity(e.uri), e.reclass, e.band,
+                                             self.source_info(ispec.id).nodata, self.chunk)
             except EcorasterError as exc:
                 issues.append(Issue(keys, str(exc)))
         return issues
