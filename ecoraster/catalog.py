@@ -33,6 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import yamlio
 from .errors import CatalogError, MissingFileError
 
 Resampling = Literal["nearest", "mode", "bilinear", "cubic", "average", "sum", "min", "max"]
@@ -134,6 +135,15 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+#: multihash code and length of a sha2-256 digest (STAC ``file:checksum``)
+SHA256_MULTIHASH_PREFIX = "1220"
+
+
+def multihash_sha256(path: str | os.PathLike) -> str:
+    """STAC ``file:checksum`` value of a file: the sha2-256 multihash (``1220`` + hex digest)."""
+    return SHA256_MULTIHASH_PREFIX + file_sha256(path)
+
+
 class Catalog(BaseModel):
     """The whole catalogue: ``datasets`` keyed by id, with URIs resolved."""
 
@@ -176,7 +186,7 @@ def _load_one(path: Path) -> Catalog:
     if not path.exists():
         raise MissingFileError(str(path), field="catalog")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict) or "datasets" not in raw:

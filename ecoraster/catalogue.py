@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import yamlio
 from .errors import ConfigError, MissingFileError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -77,7 +78,7 @@ def _read_yaml(path: Path, field: str) -> dict[str, Any]:
     if not path.exists():
         raise MissingFileError(str(path), field=field)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):

@@ -230,6 +230,9 @@ _register_command_modules()
 
 
 def main() -> None:  # console-script entry point
+    from .io.raster import limit_malloc_arenas
+
+    limit_malloc_arenas()
     app()
 
 

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .catalog import Catalog
+from . import yamlio
 from .errors import ConfigError, MissingFileError
 from .grid import DEFAULT_CHUNK, Grid
 
@@ -100,7 +101,7 @@ class RunConfig(_Strict):
         if not path.exists():
             raise MissingFileError(str(path), field="config")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(raw, dict):

@@ -161,6 +161,7 @@ class ServiceContext:
             outs.append(RasterOutput(
                 path=self.out_dir / ospec.filename, data=arr, nodata=ospec.nodata, units=ospec.units,
                 description=f"{ospec.about} [{ospec.units}]", dtype=ospec.dtype, tags=extra,
+                per_class=ospec.values == "per_class",
             ))
         stats = write_rasters(outs, self.grid, progress=self.progress)
         records = {}
@@ -170,6 +171,6 @@ class ServiceContext:
             records[out_id] = OutputRecord(
                 id=out_id, path=str(out.path), units=ospec.units, kind=ospec.kind, per=ospec.per,
                 nodata=ospec.nodata, total=st.total, valid_pixels=st.valid_pixels,
-                minimum=st.minimum, maximum=st.maximum, product=ospec.product,
+                minimum=st.minimum, maximum=st.maximum, product=ospec.product, values=ospec.values,
             )
         return records

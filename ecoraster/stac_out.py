@@ -11,14 +11,16 @@ Follows ecosystem-conventions.md §2 (projection + raster + file extensions).
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import rasterio
 
+from .catalog import multihash_sha256
 from .spec import ServiceResult
 
 log = logging.getLogger(__name__)
@@ -33,15 +35,6 @@ MEDIA = {
 }
 
 
-def multihash_sha256(path: str | Path) -> str:
-    """``file:checksum`` value: the sha256 multihash (``1220`` + hex digest)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return "1220" + h.hexdigest()
-
-
 def _footprint(grid) -> tuple[list[float], dict[str, Any]]:
     from rasterio.warp import transform_bounds
 
@@ -51,7 +44,7 @@ def _footprint(grid) -> tuple[list[float], dict[str, Any]]:
     return [west, south, east, north], geom
 
 
-def _add_cog_asset(item, key: str, path: Path, rec) -> None:
+def _add_cog_asset(item, key: str, path: Path, rec, checksum: str) -> None:
     import pystac
     from pystac.extensions.file import FileExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
@@ -68,13 +61,12 @@ def _add_cog_asset(item, key: str, path: Path, rec) -> None:
     item.add_asset(key, asset)
     RasterExtension.ext(asset, add_if_missing=True).bands = [
         RasterBand.create(nodata=rec.nodata, data_type=DataType(dtype), unit=rec.units)]
-    FileExtension.ext(asset, add_if_missing=True).checksum = multihash_sha256(path)
+    FileExtension.ext(asset, add_if_missing=True).checksum = checksum
 
 
 def write_stac(plan, results: dict[str, ServiceResult], products: dict[str, Path], out_dir: Path) -> Path:
     """Write ``out_dir/stac/catalog.json`` and its collections and items; return its path."""
     import pystac
-    from pystac.extensions.file import FileExtension
     from pystac.extensions.projection import ProjectionExtension
 
     cfg, grid = plan.config, plan.grid
@@ -100,6 +92,28 @@ def write_stac(plan, results: dict[str, ServiceResult], products: dict[str, Path
         proj.transform = list(tuple(grid.transform)[:6])
         return item
 
+    files = {k: p for k, p in products.items() if Path(p).suffix in (".parquet", ".gpkg", ".csv", ".xlsx")}
+    # checksums of every asset, read side by side while the items are built
+    hashing = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="eco-sha256")
+    checksums = {str(p): hashing.submit(multihash_sha256, p)
+                 for p in [*(rec.path for res in results.values() for rec in res.outputs.values()
+                             if Path(rec.path).suffix == ".tif"), *files.values()]}
+    try:
+        _add_items(catalog, new_item, extent, cfg, results, files, checksums)
+    finally:
+        hashing.shutdown(wait=True, cancel_futures=True)
+    root = Path(out_dir) / "stac"
+    catalog.normalize_hrefs(str(root))
+    catalog.make_all_asset_hrefs_relative()
+    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return root / "catalog.json"
+
+
+def _add_items(catalog, new_item, extent, cfg, results, files, checksums) -> None:
+    """One collection + item per service (its COGs) and one for the product tables."""
+    import pystac
+    from pystac.extensions.file import FileExtension
+
     for sid, res in results.items():
         cogs = {oid: rec for oid, rec in res.outputs.items() if Path(rec.path).suffix == ".tif"}
         if not cogs:
@@ -108,11 +122,10 @@ def write_stac(plan, results: dict[str, ServiceResult], products: dict[str, Path
                                  license="other")
         item = new_item(f"{sid}-{cfg.region}-{cfg.year}", {"ecoraster:service": sid})
         for oid, rec in cogs.items():
-            _add_cog_asset(item, oid, Path(rec.path), rec)
+            _add_cog_asset(item, oid, Path(rec.path), rec, checksums[str(rec.path)].result())
         coll.add_item(item)
         catalog.add_child(coll)
 
-    files = {k: p for k, p in products.items() if Path(p).suffix in (".parquet", ".gpkg", ".csv", ".xlsx")}
     if files:
         coll = pystac.Collection(id="gep-products", description="parcel / zone GEP tables and the catalogue",
                                  extent=extent, license="other")
@@ -122,12 +135,6 @@ def write_stac(plan, results: dict[str, ServiceResult], products: dict[str, Path
             role = "data" if p.suffix in (".parquet", ".gpkg") else "metadata"
             asset = pystac.Asset(href=str(p), media_type=MEDIA[p.suffix], roles=[role], title=p.name)
             item.add_asset(key, asset)
-            FileExtension.ext(asset, add_if_missing=True).checksum = multihash_sha256(p)
+            FileExtension.ext(asset, add_if_missing=True).checksum = checksums[str(p)].result()
         coll.add_item(item)
         catalog.add_child(coll)
-
-    root = Path(out_dir) / "stac"
-    catalog.normalize_hrefs(str(root))
-    catalog.make_all_asset_hrefs_relative()
-    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
-    return root / "catalog.json"

@@ -82,8 +82,11 @@ def lookup_arrays(
 def _unique_block(block: np.ndarray, nodata: float) -> np.ndarray:
     if block.dtype.kind in "iu" and block.dtype.itemsize <= 2:
         # small integer codes (LULC): one counting pass, ~10× faster than np.unique's sort
+        from .kernels.lookup import count_small_codes
+
         offset = int(np.iinfo(block.dtype).min)
-        counts = np.bincount(block.ravel().astype(np.int64) - offset)
+        counts = np.zeros(1 << (8 * block.dtype.itemsize), dtype=np.int64)
+        count_small_codes(np.ascontiguousarray(block), offset, counts)
         vals = np.flatnonzero(counts) + offset
         counts = counts[counts > 0]
     else:

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .catalog import file_sha256
 from .catalogue import CONFIGS, Profile, load_products, load_profile
+from . import yamlio
 from .errors import ConfigError, EcorasterError, MissingFileError, TableError, UnitError
 from .spec import Issue, OutputRecord, ServiceResult
 from .units import convert, value_factor
@@ -97,7 +98,7 @@ class PriceTable(BaseModel):
         if not path.exists():
             raise MissingFileError(str(path), field="prices")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise TableError(f"{path}: not valid YAML ({exc})") from None
         try:
@@ -372,7 +373,7 @@ def value_results(plan, results: dict[str, ServiceResult], out_dir: Path, *,
                 tags["year"] = str(plan.config.year)
             out = RasterOutput(path=path, data=data, nodata=VALUE_NODATA, units=VALUE_UNITS,
                                description=f"value of {rec.product} [CNY, {price.price_year} prices]",
-                               dtype="float32", tags=tags)
+                               dtype="float32", tags=tags, per_class=rec.values == "per_class")
             pending.append((sid, oid, rec, out, price, factor, note))
     if pending:
         stats = write_rasters([p[3] for p in pending], plan.grid,
@@ -384,7 +385,7 @@ def value_results(plan, results: dict[str, ServiceResult], out_dir: Path, *,
             res.outputs[vid] = OutputRecord(
                 id=vid, path=str(out.path), units=VALUE_UNITS, kind="value", per="pixel", nodata=VALUE_NODATA,
                 total=st.total, valid_pixels=st.valid_pixels, minimum=st.minimum, maximum=st.maximum,
-                product=rec.product)
+                product=rec.product, values=rec.values)
             res.totals[f"{vid}_total"] = (st.total, VALUE_UNITS)
             info = {**price.to_dict(), "factor_cny_per_unit": factor, "physical_units": rec.units,
                     "unit_conversion": note, "physical_total": rec.total, "value_total": st.total}

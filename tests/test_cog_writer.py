@@ -96,3 +96,52 @@ def test_own_first_overview_equals_gdal_average(tmp_zh):
                     rasterio.open(tmp_zh / "plain.tif", overview_level=level) as bo:
                 np.testing.assert_allclose(ao.read(1), bo.read(1), rtol=1e-6)
     assert not list(tmp_zh.glob(".*"))  # no staged file or .ovr left behind
+
+
+def test_outputs_written_side_by_side_keep_values_stats_and_predictor(tmp_zh):
+    """Three outputs share one streaming pass (one writer thread each): every pixel, the
+    float64 totals / min / max (against numpy) and the predictor declared per output —
+    2 (horizontal differencing) for a per-class raster, 3 (floating point) for a continuous one."""
+    grid = _grid(1300)
+    rng = np.random.default_rng(11)
+    classes = rng.integers(0, 4, size=grid.shape)
+    per_class = np.array([1.5, 2.25, 4.0, -9999.0], np.float32)[classes]   # piecewise constant
+    smooth = rng.normal(10.0, 2.0, size=grid.shape).astype(np.float32)
+    smooth[:, :3] = np.nan
+    outs = [RasterOutput(tmp_zh / "a.tif", da.from_array(per_class, chunks=256), -9999.0, "Mg C", per_class=True),
+            RasterOutput(tmp_zh / "b.tif", da.from_array(smooth, chunks=256), -9999.0, "mm"),
+            RasterOutput(tmp_zh / "c.tif", da.from_array(smooth, chunks=256) * 2, -9999.0, "mm")]
+    stats = write_rasters(outs, grid, blocks_per_batch=3)
+    for out, ref, predictor in [(outs[0], per_class, "2"), (outs[1], smooth, "3"), (outs[2], smooth * 2, "3")]:
+        ok, errors, _ = cog_validate(str(out.path))
+        assert ok, errors
+        with rasterio.open(out.path) as src:
+            np.testing.assert_array_equal(src.read(1), ref)
+            assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == predictor
+        valid = ref[(ref != -9999.0) & ~np.isnan(ref)].astype(np.float64)
+        st = stats[str(out.path)]
+        assert st.valid_pixels == valid.size
+        assert st.total == pytest.approx(valid.sum(), rel=1e-12)
+        assert (st.minimum, st.maximum) == (valid.min(), valid.max())
+    assert sorted(p.name for p in tmp_zh.iterdir()) == ["a.tif", "b.tif", "c.tif"]
+
+
+def test_failure_in_a_writer_thread_leaves_no_partials(tmp_zh, monkeypatch):
+    import ecoraster.io.raster as raster
+
+    grid = _grid(1100)
+    calls = {"n": 0}
+    real = raster.halve_average
+
+    def fails_on_fifth_block(block, nodata):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError("no space left on device")
+        return real(block, nodata)
+
+    monkeypatch.setattr(raster, "halve_average", fails_on_fifth_block)
+    data = da.ones(grid.shape, chunks=256, dtype="float32")
+    with pytest.raises(OSError, match="no space left"):
+        write_rasters([RasterOutput(tmp_zh / "a.tif", data, -1.0, "m"),
+                       RasterOutput(tmp_zh / "b.tif", data * 2, -1.0, "m")], grid)
+    assert not any(tmp_zh.iterdir())

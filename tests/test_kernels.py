@@ -45,9 +45,12 @@ def test_unique_counts_small_ints_match_numpy():
     from ecoraster.tables import unique_counts
 
     rng = np.random.default_rng(3)
-    for dtype, nodata in ((np.uint8, 255), (np.int8, -128), (np.int16, -9999), (np.int32, -1)):
+    for dtype, nodata in ((np.uint8, 255), (np.int8, -128), (np.int16, -9999), (np.uint16, 0), (np.int32, -1)):
         a = rng.integers(0, 40, size=(300, 200)).astype(dtype)
         a[:5, :5] = nodata
+        # the extremes of the type land in the first and last bins of the counting kernel
+        a[10, :3] = np.iinfo(dtype).min if np.iinfo(dtype).min != nodata else 0
+        a[11, :2] = np.iinfo(dtype).max if np.iinfo(dtype).max != nodata else 0
         got = unique_counts(da.from_array(a, chunks=128), nodata)
         values, counts = np.unique(a[a != nodata], return_counts=True)
         assert got == dict(zip(values.tolist(), counts.tolist())), dtype

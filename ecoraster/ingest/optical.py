@@ -22,8 +22,8 @@ import dask.array as da
 import numpy as np
 import rasterio
 import xarray as xr
-import yaml
 
+from .. import yamlio
 from ..errors import ConfigError, InputDataError, MissingFileError
 from ..grid import DEFAULT_CHUNK, Grid, align_to, inspect_source
 from ..kernels import ingest_optical as kern
@@ -38,7 +38,7 @@ def load_parameters(name: str = "optical") -> dict:
     path = PARAM_DIR / f"{name}.yaml"
     if not path.exists():
         raise MissingFileError(str(path), field="parameters")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yamlio.safe_load(path.read_text(encoding="utf-8"))
 
 
 def _value(section: str, key: str):

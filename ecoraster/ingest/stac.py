@@ -21,17 +21,10 @@ from pystac.extensions.raster import RasterBand, RasterExtension
 from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 
-from ..catalog import file_sha256
+from ..catalog import multihash_sha256
 from ..errors import InputDataError, MissingCRSError, MissingFileError
 
-#: multihash prefix of sha2-256 (code 0x12, length 0x20 bytes)
-SHA256_MULTIHASH_PREFIX = "1220"
 DEFAULT_PATTERNS = ("*.tif", "*.tiff", "*.TIF", "*.TIFF", "*.nc", "*.grib", "*.grb2", "*.jp2")
-
-
-def multihash_sha256(path: str | Path) -> str:
-    """``file:checksum`` value: ``1220`` + hex sha256 of the file."""
-    return SHA256_MULTIHASH_PREFIX + file_sha256(path)
 
 
 def _datetime_of(src, path: Path, when) -> tuple[dt.datetime, str]:

@@ -58,8 +58,11 @@ class COGProfile:
     overview_resampling_continuous: str = "AVERAGE"
     overview_resampling_categorical: str = "MODE"
 
-    def options(self, dtype: str, categorical: bool) -> dict[str, Any]:
-        predictor = "FLOATING_POINT" if np.dtype(dtype).kind == "f" else "YES"
+    def options(self, dtype: str, categorical: bool, per_class: bool = False) -> dict[str, Any]:
+        """GDAL ``COG`` creation options. Predictor: horizontal differencing (2) for integers
+        and for float rasters that are piecewise constant by class (``per_class``), floating
+        point (3) for continuous float fields."""
+        predictor = "FLOATING_POINT" if np.dtype(dtype).kind == "f" and not per_class else "STANDARD"
         return {
             "driver": "COG",
             "COMPRESS": self.compress,
@@ -89,6 +92,8 @@ class RasterOutput:
     dtype: str = "float32"
     categorical: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    #: piecewise constant by class (e.g. a pool lookup): written with predictor 2, not 3
+    per_class: bool = False
 
 
 @dataclass
@@ -116,7 +121,7 @@ def _valid_mask(block: np.ndarray, nodata: float) -> np.ndarray:
     return mask
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _row_stats(block, nodata, sums, counts, mins, maxs):
     """Per-row float64 sum, count, min and max of the valid pixels of a 2-D block (one
     pass; NaN is never valid; ``nodata`` NaN means only NaN is nodata)."""
@@ -159,6 +164,25 @@ def release_memory() -> None:
         pass
 
 
+def limit_malloc_arenas(n: int = 2) -> None:
+    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX, n)``; a no-op elsewhere).
+
+    Every thread that allocates (dask workers, the writer threads, GDAL) otherwise gets its
+    own arena, which keeps freed blocks: peak RSS of a 3-output 100 Mpx write 1.5 GB with
+    the default arenas, 0.9 GB with 2, at the same speed (``bench/README.md``). Called by
+    the CLI at start-up, before the threads exist; same effect as ``MALLOC_ARENA_MAX=2``."""
+    import ctypes
+    import ctypes.util
+
+    m_arena_max = -8  # from glibc's malloc.h
+    try:
+        name = ctypes.util.find_library("c")
+        if name:
+            ctypes.CDLL(name).mallopt(m_arena_max, int(n))
+    except (OSError, AttributeError):
+        pass
+
+
 def block_stats(block: np.ndarray, nodata: float) -> tuple[float, int, float, float]:
     """(sum, count, min, max) of the valid pixels of ``block``, float64, one pass."""
     rows = block.shape[0]
@@ -168,7 +192,7 @@ def block_stats(block: np.ndarray, nodata: float) -> tuple[float, int, float, fl
     return float(np.sum(sums)), int(counts.sum()), float(mins.min(initial=np.inf)), float(maxs.max(initial=-np.inf))
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _halve_average(block, nodata, out):
     """``out[i, j]`` = mean of the valid pixels of ``block[2i:2i+2, 2j:2j+2]`` (float64 sum),
     ``nodata`` where none is valid: GDAL's AVERAGE overview at factor 2, edges included."""
@@ -255,6 +279,8 @@ def write_rasters(
     batch = blocks_per_batch or max(2, os.cpu_count() or 2)
     batches = [block_list[i:i + batch] for i in range(0, total_blocks, batch)]
 
+    own_ovr = [_own_first_overview(out, chunks, grid, profile.blocksize) for out in outputs]
+
     def compute_batch(part):
         return dask.compute(*[arr.blocks[idx] for (idx, _w) in part for arr in arrays])
 
@@ -270,10 +296,34 @@ def write_rasters(
     last_log = t0
     env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eco-compute")
+    # one writer thread per output: its blocks are written in order, outputs side by side
+    writers = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"eco-write{n}") for n in range(len(outputs))]
     pending = None
+    in_flight: list = []
+
+    def write_block(n: int, block: np.ndarray, window: Window) -> tuple[int, tuple[float, int, float, float]]:
+        """Write one block of output ``n`` (and its factor-2 overview); return its stats."""
+        block = np.ascontiguousarray(block)
+        nodata = float(outputs[n].nodata)
+        datasets[n].write(block[np.newaxis], [1], window=window)
+        if ovr_datasets[n] is not None:
+            half = halve_average(block, nodata)
+            ovr_datasets[n].write(half[np.newaxis], [1], window=Window(
+                window.col_off // 2, window.row_off // 2, half.shape[1], half.shape[0]))
+        return n, block_stats(block, nodata)
+
+    def collect(futures) -> None:
+        for fut in futures:
+            n, (total, count, lo, hi) = fut.result()
+            if count:
+                sums[n] += total
+                counts[n] += count
+                mins[n] = min(mins[n], lo)
+                maxs[n] = max(maxs[n], hi)
+
     try:
         env.__enter__()
-        for out, tmp in zip(outputs, tmp_paths):
+        for out, tmp, ovr in zip(outputs, tmp_paths, own_ovr):
             out.path.parent.mkdir(parents=True, exist_ok=True)
             datasets.append(rasterio.open(
                 tmp, "w", driver="GTiff", width=grid.width, height=grid.height, count=1,
@@ -282,7 +332,7 @@ def write_rasters(
             ))
             # the factor-2 overview, built here from the blocks in memory, as the staged file's
             # external .ovr (GDAL then derives the coarser levels from it, not from full resolution)
-            if _own_first_overview(out, chunks, grid, profile.blocksize):
+            if ovr:
                 ovr_datasets.append(rasterio.open(
                     Path(f"{tmp}.ovr"), "w", driver="GTiff", width=(grid.width + 1) // 2,
                     height=(grid.height + 1) // 2, count=1, dtype=out.dtype, nodata=out.nodata,
@@ -291,27 +341,18 @@ def write_rasters(
             else:
                 ovr_datasets.append(None)
         done = 0
-        # compute batch i + 1 (dask) while batch i is written and summed here
+        # batch i + 1 is computed (dask) while batch i is written (one thread per output)
         pending = pool.submit(compute_batch, batches[0])
         for i, part in enumerate(batches):
             results = pending.result()
             pending = pool.submit(compute_batch, batches[i + 1]) if i + 1 < len(batches) else None
+            collect(in_flight)  # at most two batches in memory besides the one computing
             k = 0
+            in_flight = []
             for (_idx, window) in part:
-                for n, (out, dst) in enumerate(zip(outputs, datasets)):
-                    block = np.ascontiguousarray(results[k])
+                for n in range(len(outputs)):
+                    in_flight.append(writers[n].submit(write_block, n, results[k], window))
                     k += 1
-                    dst.write(block, 1, window=window)
-                    if ovr_datasets[n] is not None:
-                        half = halve_average(block, out.nodata)
-                        ovr_datasets[n].write(half, 1, window=Window(window.col_off // 2, window.row_off // 2,
-                                                                      half.shape[1], half.shape[0]))
-                    total, count, lo, hi = block_stats(block, out.nodata)
-                    if count:
-                        sums[n] += total
-                        counts[n] += count
-                        mins[n] = min(mins[n], lo)
-                        maxs[n] = max(maxs[n], hi)
             del results
             done += len(part)
             if progress:
@@ -320,27 +361,34 @@ def write_rasters(
             if now - last_log > 5:
                 log.info("writing %d raster(s): %d/%d blocks", len(outputs), done, total_blocks)
                 last_log = now
-        for out, dst in zip(outputs, datasets):
+        collect(in_flight)
+        in_flight = []
+        factors = overview_factors(grid.shape, profile.blocksize)
+
+        def finish_file(n: int) -> None:
+            """Tag and close output ``n``'s staged file; build the levels 4, 8, … of its
+            .ovr from level 2 (¼ of the pixels)."""
+            out, dst, ovr = outputs[n], datasets[n], ovr_datasets[n]
             dst.set_band_description(1, out.description or out.path.stem)
             dst.set_band_unit(1, out.units)
             dst.update_tags(1, units=out.units, **out.tags)
             dst.update_tags(units=out.units, **out.tags)
             dst.close()
-        datasets = []
-        for ovr in ovr_datasets:
             if ovr is not None:
                 ovr.close()
+                if len(factors) > 1:
+                    with rasterio.open(ovr.name, "r+") as ds:
+                        ds.build_overviews([f // 2 for f in factors[1:]], Resampling.average)
+
+        for fut in [writers[n].submit(finish_file, n) for n in range(len(outputs))]:
+            fut.result()
+        datasets = []
         ovr_datasets = [None if o is None else Path(o.name) for o in ovr_datasets]
-        factors = overview_factors(grid.shape, profile.blocksize)
-        for ovr in ovr_datasets:
-            if ovr is not None and len(factors) > 1:
-                with rasterio.open(ovr, "r+") as ds:  # levels 4, 8, … from level 2 (¼ of the pixels)
-                    ds.build_overviews([f // 2 for f in factors[1:]], Resampling.average)
         t_staged = time.monotonic()
         log.info("computed and staged %d raster(s) in %.1f s", len(outputs), t_staged - t0)
 
         def translate(out: RasterOutput, tmp: Path, cog: Path, ovr: Path | None) -> None:
-            options = profile.options(out.dtype, out.categorical)
+            options = profile.options(out.dtype, out.categorical, out.per_class)
             if ovr is not None:
                 options["OVERVIEWS"] = "FORCE_USE_EXISTING"
             with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
@@ -360,6 +408,8 @@ def write_rasters(
         if pending is not None:
             pending.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+        for w in writers:
+            w.shutdown(wait=True, cancel_futures=True)
         for dst in [*datasets, *ovr_datasets]:
             try:
                 dst.close()
@@ -371,6 +421,8 @@ def write_rasters(
         raise
     finally:
         pool.shutdown(wait=True)
+        for w in writers:
+            w.shutdown(wait=True)
         env.__exit__(None, None, None)
     release_memory()
     log.info("wrote %d COG(s) in %.1f s", len(outputs), time.monotonic() - t0)

@@ -85,3 +85,12 @@ def difference(a, b, nodata, out):
                 out[r, c] = nodata
             else:
                 out[r, c] = np.float64(y) - np.float64(x)
+
+
+@njit(nogil=True, cache=True)
+def count_small_codes(block, offset, counts):
+    """``counts[v - offset] += 1`` for every pixel value ``v`` of an integer ``block`` whose
+    codes fit a dense table (8- and 16-bit rasters: 256 or 65,536 bins). One pass, no copy."""
+    flat = block.ravel()
+    for i in range(flat.size):
+        counts[np.int64(flat[i]) - offset] += 1

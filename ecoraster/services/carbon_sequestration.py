@@ -40,10 +40,10 @@ import dask
 import dask.array as da
 import numpy as np
 import rasterio
-import yaml
 from rasterio.windows import Window
 
 from ..context import ServiceContext
+from .. import yamlio
 from ..errors import EcorasterError, TableError
 from ..grid import _pixel_offset, align_to, inspect_source
 from ..kernels.casa import NDVI_BINS, build_row_index, casa_block, ndvi_class_histogram, percentile_from_histogram
@@ -76,7 +76,7 @@ def load_constants(path: Path) -> dict[str, dict[str, Any]]:
     profiles); empty if the file is absent (the package then runs on run-config params)."""
     if not path.exists():
         return {}
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
     params = raw.get("parameters")
     if not isinstance(params, dict):
         raise TableError(f"{path}: expected a 'parameters:' mapping")

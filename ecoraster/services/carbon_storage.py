@@ -43,13 +43,13 @@ SPEC = ServiceSpec(
     ),
     outputs=(
         OutputSpec(id="c_storage_bas", filename="c_storage_bas.tif", units="Mg C",
-                   about="carbon storage, baseline, per pixel", per="pixel", nodata=NODATA),
+                   about="carbon storage, baseline, per pixel", per="pixel", nodata=NODATA, values="per_class"),
         OutputSpec(id="c_storage_alt", filename="c_storage_alt.tif", units="Mg C",
                    about="carbon storage, alternate, per pixel", per="pixel", nodata=NODATA,
-                   created_if="lulc_alt"),
+                   created_if="lulc_alt", values="per_class"),
         OutputSpec(id="c_change", filename="c_change_bas_alt.tif", units="Mg C",
                    about="carbon storage change, alternate − baseline, per pixel", per="pixel",
-                   nodata=NODATA, created_if="lulc_alt"),
+                   nodata=NODATA, created_if="lulc_alt", values="per_class"),
     ),
 )
 

@@ -194,13 +194,13 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         outs.append(RasterOutput(Path(ctx.out_dir) / f"{product}_qty.tif", arr, NODATA, str(qty_units[product]),
                                  f"{product} allocated from {Path(src).name} [{qty_units[product]}]",
                                  tags={"service": SPEC.id, "kind": "physical", "per": "pixel", "product": product,
-                                       "year": str(ctx.year)}))
+                                       "year": str(ctx.year)}, per_class=True))
         ids.append((product, "physical", str(qty_units[product])))
     for product, arr in val.items():
         outs.append(RasterOutput(Path(ctx.out_dir) / f"{product}_value.tif", arr, NODATA, "CNY",
                                  f"value of {product} allocated from {Path(src).name} [CNY, {price_year} prices]",
                                  tags={"service": SPEC.id, "kind": "value", "per": "pixel", "product": product,
-                                       "price_year": str(price_year), "year": str(ctx.year)}))
+                                       "price_year": str(price_year), "year": str(ctx.year)}, per_class=True))
         ids.append((f"{product}_value", "value", "CNY"))
     stats = write_rasters(outs, ctx.grid, progress=ctx.progress)
     result = ServiceResult(service=SPEC.id)
@@ -212,7 +212,8 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         product = oid.removesuffix("_value")
         result.outputs[oid] = OutputRecord(id=oid, path=str(out.path), units=unit, kind=kind, per="pixel",
                                            nodata=NODATA, total=st.total, valid_pixels=st.valid_pixels,
-                                           minimum=st.minimum, maximum=st.maximum, product=product)
+                                           minimum=st.minimum, maximum=st.maximum, product=product,
+                                           values="per_class")
         result.totals[f"{oid}_total"] = (st.total, unit)
         sub = rows[rows["product"] == product]
         table_total = float(sub["quantity_table" if kind == "physical" else "value_table_cny"].sum())

@@ -134,7 +134,15 @@ def test_stac_catalogue_valid_and_complete(run):
     assert band["nodata"] == -9999.0 and band["unit"] == "CNY" and band["data_type"] == "float32"
     assert asset.extra_fields["file:checksum"].startswith("1220") and asset.extra_fields["ecoraster:price_year"] == 2013
     assert not asset.href.startswith("/")                                      # relative
-    assert (ws / "stac" / "fake_gep" / item.id / asset.href).resolve().is_file()
+    cog = (ws / "stac" / "fake_gep" / item.id / asset.href).resolve()
+    assert cog.is_file()
+    import hashlib
+
+    # the checksums are read side by side in threads: each must still be its own file's
+    assert asset.extra_fields["file:checksum"] == "1220" + hashlib.sha256(cog.read_bytes()).hexdigest()
     products = catalog.get_child("gep-products").get_item("gep-testregion-2013")
     assert {"parcels_parquet", "parcels_gpkg", "catalogue_csv"} <= set(products.assets)
     assert products.assets["parcels_parquet"].media_type == "application/vnd.apache.parquet"
+    gpkg = (ws / "stac" / "gep-products" / products.id / products.assets["parcels_gpkg"].href).resolve()
+    assert products.assets["parcels_gpkg"].extra_fields["file:checksum"] == (
+        "1220" + hashlib.sha256(gpkg.read_bytes()).hexdigest())
