@@ -15,32 +15,49 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-
-import pint
+from typing import TYPE_CHECKING
 
 from .errors import UnitError
+
+if TYPE_CHECKING:
+    import pint
 
 #: Molar-mass ratio CO₂ : C (44.01 / 12.011 ≈ 3.664; the guides use 44/12).
 CO2_PER_C = 44.0 / 12.0
 
-UREG = pint.UnitRegistry()
-UREG.define("CNY = [currency] = yuan = RMB")
-UREG.define("wan_CNY = 10000 * CNY")
-UREG.define("yi_CNY = 100000000 * CNY")
-UREG.define("gC = [carbon_mass]")
-UREG.define("kgC = 1e3 * gC")
-UREG.define("tC = 1e6 * gC = MgC")
-UREG.define("gCO2 = [co2_mass]")
-UREG.define("kgCO2 = 1e3 * gCO2")
-UREG.define("tCO2 = 1e6 * gCO2 = MgCO2")
-UREG.define("person_visit = [visit] = visit")
 
-_CARBON = pint.Context("carbon")
-_CARBON.add_transformation("[carbon_mass]", "[co2_mass]",
-                           lambda ureg, x: x * CO2_PER_C * ureg.gCO2 / ureg.gC)
-_CARBON.add_transformation("[co2_mass]", "[carbon_mass]",
-                           lambda ureg, x: x / CO2_PER_C * ureg.gC / ureg.gCO2)
-UREG.add_context(_CARBON)
+@lru_cache(maxsize=1)
+def registry():
+    """The project's one pint ``UnitRegistry`` (CNY, carbon and CO₂ masses, visits, the
+    ``carbon`` context), built on first use: building it takes ~0.15 s, which runs that
+    value nothing (e.g. carbon storage alone) should not pay. Also reachable as ``UREG``."""
+    import pint
+
+    ureg = pint.UnitRegistry()
+    ureg.define("CNY = [currency] = yuan = RMB")
+    ureg.define("wan_CNY = 10000 * CNY")
+    ureg.define("yi_CNY = 100000000 * CNY")
+    ureg.define("gC = [carbon_mass]")
+    ureg.define("kgC = 1e3 * gC")
+    ureg.define("tC = 1e6 * gC = MgC")
+    ureg.define("gCO2 = [co2_mass]")
+    ureg.define("kgCO2 = 1e3 * gCO2")
+    ureg.define("tCO2 = 1e6 * gCO2 = MgCO2")
+    ureg.define("person_visit = [visit] = visit")
+    carbon = pint.Context("carbon")
+    carbon.add_transformation("[carbon_mass]", "[co2_mass]",
+                              lambda ureg, x: x * CO2_PER_C * ureg.gCO2 / ureg.gC)
+    carbon.add_transformation("[co2_mass]", "[carbon_mass]",
+                              lambda ureg, x: x / CO2_PER_C * ureg.gC / ureg.gCO2)
+    ureg.add_context(carbon)
+    return ureg
+
+
+def __getattr__(name: str):
+    if name == "UREG":  # the registry under its old constant name, still built lazily
+        return registry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Species written after a mass unit that stay plain masses ("t O2", "kg SO2", "t soil").
 _PLAIN_SPECIES = ("O2", "O₂", "SO2", "SO₂", "NOx", "NO2", "NO₂", "PM2.5", "PM10", "dust", "N", "P",
@@ -71,10 +88,10 @@ def normalise(text: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def parse(text: str) -> pint.Unit:
+def parse(text: str) -> "pint.Unit":
     """A pint unit of this registry; :class:`UnitError` naming the string if unknown."""
     try:
-        return UREG.Unit(normalise(text))
+        return registry().Unit(normalise(text))
     except UnitError:
         raise
     except Exception as exc:  # pint raises several error types
@@ -105,27 +122,29 @@ def value_factor(physical_units: str, price_units: str, *, where: str = "") -> t
     UnitError
         If the product does not reduce to CNY (e.g. ``m3 × CNY/t``), naming both units.
     """
+    from pint.errors import DimensionalityError
+
     prefix = f"{where}: " if where else ""
     phys = parse(physical_units)
     price = parse(price_units)
-    cny = UREG.Unit("CNY")
+    cny = registry().Unit("CNY")
     # the unit the price is "per": CNY / (CNY/x) = x (with the price's scale, e.g. 万元)
     if price.dimensionality.get("[currency]") != 1:
         raise UnitError(f"{prefix}price unit {price_units!r} is not a currency per quantity")
     per = cny / price
-    currency_scale = UREG.Quantity(1.0, price * per).to(cny).magnitude
+    currency_scale = registry().Quantity(1.0, price * per).to(cny).magnitude
     period_note = ""
     if phys.dimensionality.get("[time]", 0) == -1 and per.dimensionality.get("[time]", 0) == 0:
         # an annual flow (e.g. t CO2/yr) over the accounting period of one year → a quantity
-        phys = phys * UREG.year
+        phys = phys * registry().year
         period_note = "annual flow × 1-year accounting period"
     try:
-        q = UREG.Quantity(1.0, phys).to(per)
+        q = registry().Quantity(1.0, phys).to(per)
         note = period_note
-    except pint.errors.DimensionalityError:
+    except DimensionalityError:
         try:
-            q = UREG.Quantity(1.0, phys).to(per, "carbon")
-        except pint.errors.DimensionalityError:
+            q = registry().Quantity(1.0, phys).to(per, "carbon")
+        except DimensionalityError:
             raise UnitError(
                 f"{prefix}physical unit {physical_units!r} × price unit {price_units!r} does not give CNY "
                 f"({phys.dimensionality} vs per-{per.dimensionality})") from None
@@ -136,9 +155,11 @@ def value_factor(physical_units: str, price_units: str, *, where: str = "") -> t
 
 def convert(value: float, from_units: str, to_units: str, *, where: str = "") -> float:
     """``value`` in ``from_units`` expressed in ``to_units`` (carbon context allowed)."""
+    from pint.errors import DimensionalityError
+
     try:
-        return float(UREG.Quantity(value, parse(from_units)).to(parse(to_units), "carbon").magnitude)
-    except pint.errors.DimensionalityError:
+        return float(registry().Quantity(value, parse(from_units)).to(parse(to_units), "carbon").magnitude)
+    except DimensionalityError:
         prefix = f"{where}: " if where else ""
         raise UnitError(f"{prefix}cannot convert {from_units!r} to {to_units!r}") from None
 
@@ -146,6 +167,6 @@ def convert(value: float, from_units: str, to_units: str, *, where: str = "") ->
 def is_currency(units: str) -> bool:
     """True if ``units`` is a currency amount (CNY, 万元 …)."""
     try:
-        return parse(units).dimensionality == UREG.Unit("CNY").dimensionality
+        return parse(units).dimensionality == registry().Unit("CNY").dimensionality
     except UnitError:
         return False

@@ -145,3 +145,13 @@ def test_failure_in_a_writer_thread_leaves_no_partials(tmp_zh, monkeypatch):
         write_rasters([RasterOutput(tmp_zh / "a.tif", data, -1.0, "m"),
                        RasterOutput(tmp_zh / "b.tif", data * 2, -1.0, "m")], grid)
     assert not any(tmp_zh.iterdir())
+
+
+def test_malloc_arena_cap_is_harmless_and_can_be_switched_off(monkeypatch):
+    from ecoraster.io.raster import limit_malloc_arenas
+
+    limit_malloc_arenas(2)                      # glibc: mallopt(M_ARENA_MAX, 2); elsewhere a no-op
+    monkeypatch.setenv("ECORASTER_MALLOC_ARENAS", "0")
+    limit_malloc_arenas(2)                      # switched off: returns without touching malloc
+    monkeypatch.setenv("ECORASTER_MALLOC_ARENAS", "4")
+    limit_malloc_arenas()

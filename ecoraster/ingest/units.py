@@ -2,7 +2,7 @@
 in file metadata: CF (``K``, ``m``, ``J m**-2``, ``kg m-2 s-1``), GDAL GRIB (``[C]``,
 ``[K]``, ``[J/(m^2)]``) and common text (``µg/m3``, ``mm/day``, ``W/m2``).
 
-It shares the project's one pint registry (:data:`ecoraster.units.UREG`, which also knows
+It shares the project's one pint registry (:func:`ecoraster.units.registry`, which also knows
 CNY and carbon masses); only the spelling rules for file metadata are specific to ingestion.
 """
 
@@ -14,7 +14,7 @@ from functools import lru_cache
 import pint
 
 from ..errors import UnitError
-from ..units import UREG
+from ..units import registry
 
 _ALIASES = {
     "c": "degC", "°c": "degC", "celsius": "degC", "degc": "degC", "deg_c": "degC", "degrees_c": "degC",
@@ -44,7 +44,7 @@ def normalise_units(text: str) -> str:
 def parse_units(text: str) -> pint.Unit:
     """A pint unit from a metadata string; :class:`UnitError` naming the string if unknown."""
     try:
-        return UREG.Unit(normalise_units(text))
+        return registry().Unit(normalise_units(text))
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError,
             TypeError, ValueError, AssertionError) as exc:
         raise UnitError(f"unit {text!r} is not understood ({exc})") from None
@@ -57,8 +57,8 @@ def linear_conversion(from_units: str, to_units: str) -> tuple[float, float]:
     """
     src, dst = parse_units(from_units), parse_units(to_units)
     try:
-        y0 = UREG.Quantity(0.0, src).to(dst).magnitude
-        y1 = UREG.Quantity(1.0, src).to(dst).magnitude
+        y0 = registry().Quantity(0.0, src).to(dst).magnitude
+        y1 = registry().Quantity(1.0, src).to(dst).magnitude
     except pint.errors.DimensionalityError:
         raise UnitError(f"cannot convert {from_units!r} to {to_units!r}: different dimensions") from None
     return float(y1 - y0), float(y0)

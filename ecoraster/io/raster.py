@@ -170,7 +170,12 @@ def limit_malloc_arenas(n: int = 2) -> None:
     Every thread that allocates (dask workers, the writer threads, GDAL) otherwise gets its
     own arena, which keeps freed blocks: peak RSS of a 3-output 100 Mpx write 1.5 GB with
     the default arenas, 0.9 GB with 2, at the same speed (``bench/README.md``). Called by
-    the CLI at start-up, before the threads exist; same effect as ``MALLOC_ARENA_MAX=2``."""
+    the CLI at start-up, before the threads exist, and by :func:`write_rasters` for library
+    and flow users; same effect as ``MALLOC_ARENA_MAX=2``. Set ``ECORASTER_MALLOC_ARENAS=0``
+    to leave the allocator alone."""
+    n = int(os.environ.get("ECORASTER_MALLOC_ARENAS", n))
+    if n <= 0:
+        return
     import ctypes
     import ctypes.util
 
@@ -265,6 +270,7 @@ def write_rasters(
 
     if not outputs:
         return {}
+    limit_malloc_arenas()
     arrays = []
     for out in outputs:
         check_representable(out.nodata, out.dtype, str(out.path))

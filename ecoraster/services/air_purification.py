@@ -126,7 +126,7 @@ SPEC = ServiceSpec(
                      about=f"{NAMES[pid]} removed by vegetation in the year, per pixel")
           for pid in ("pm25", "pm10", "so2", "no2", "nox", "o3", "co", "dust")],
         *[OutputSpec(id=f"capacity_{pid}", filename=f"air_{pid}_capacity.tif", units="kg", per="pixel",
-                     nodata=NODATA, kind="intermediate", created_if="method == capacity",
+                     nodata=NODATA, kind="intermediate", created_if="method == capacity", values="per_class",
                      about=f"{NAMES[pid]} purification capacity of the year before the emission cap, per pixel")
           for pid in CAPACITY],
     ),
