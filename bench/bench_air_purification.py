@@ -15,10 +15,6 @@ its wall time, Mpixel/s and peak RSS are printed.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +23,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import child_report, print_report, run_child  # noqa: E402
 from bench_carbon_sequestration import classes, field, write_cog  # noqa: E402  (generators shared with CASA)
 
 CONC = {"pm25": (30, 80), "pm10": (60, 140), "so2": (5, 30), "no2": (20, 60), "o3": (60, 120), "co": (0.5, 1.5)}
@@ -61,16 +58,6 @@ def write_config(work: Path, uris: dict[str, str], method: str, chunk: int) -> P
     return work / "run.yaml"
 
 
-def child(config: str, workspace: str) -> None:
-    from ecoraster.run import execute_run
-
-    t0 = time.monotonic()
-    result = execute_run(config, workspace, checksums=False)
-    res = result.services["air_purification"]
-    print(json.dumps({"wall_s": time.monotonic() - t0, "timings": result.timings,
-                      "totals": {k: v[0] for k, v in res.totals.items()}}))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=10_000)
@@ -80,24 +67,13 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, metavar=("CONFIG", "WORKSPACE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(*args.child)
+        child_report(*args.child, service="air_purification")
         return
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="bench_air_") as tmp:
         work = Path(tmp)
         config = write_config(work, generate(work, args.size, args.method), args.method, args.chunk)
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(config),
-                              str(work / "ws")], env=env, capture_output=True, text=True)
-        if out.returncode:
-            print(out.stdout, out.stderr)
-            raise SystemExit(out.returncode)
-        report = json.loads(out.stdout.strip().splitlines()[-1])
-        peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        mpx = args.size ** 2 / 1e6
-        print(f"air_purification ({args.method}) {args.size}² ({mpx:.0f} Mpx), chunk {args.chunk}: "
-              f"wall {report['wall_s']:.1f} s, {mpx / report['wall_s']:.2f} Mpx/s, peak RSS {peak_gb:.2f} GB")
-        print("stage timings (s):", {k: round(v, 1) for k, v in report["timings"].items()})
-        print("totals:", {k: f"{v:.6g}" for k, v in report["totals"].items()})
+        report, peak_gb = run_child(__file__, config, work / "ws")
+        print_report(f"air_purification ({args.method}), chunk {args.chunk},", report, args.size, peak_gb)
 
 
 if __name__ == "__main__":

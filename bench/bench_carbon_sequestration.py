@@ -15,10 +15,6 @@ executes in a child process; its wall time, Mpixel/s and peak RSS are printed.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +26,9 @@ import rasterio.shutil
 import yaml
 from affine import Affine
 from rasterio.windows import Window
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import child_report, print_report, run_child  # noqa: E402
 
 CRS = "EPSG:4527"
 ORIGIN = (39_400_000.0, 4_400_000.0)
@@ -75,7 +74,7 @@ def classes(size: int):
 def monthly_vrt(src: Path, vrt: Path, size: int, scales: list[float], offsets: list[float]) -> None:
     """12-band VRT: band m = scales[m] × src + offsets[m]."""
     with rasterio.open(src) as s:
-        dtype, nodata, wkt, gt = s.dtypes[0], s.nodata, s.crs.to_wkt(), s.transform.to_gdal()
+        nodata, wkt, gt = s.nodata, s.crs.to_wkt(), s.transform.to_gdal()
     bands = "".join(
         f'<VRTRasterBand dataType="Float32" band="{m + 1}"><NoDataValue>{nodata}</NoDataValue><ComplexSource>'
         f'<SourceFilename relativeToVRT="1">{src.name}</SourceFilename><SourceBand>1</SourceBand>'
@@ -121,17 +120,6 @@ def write_config(work: Path, uris: dict[str, str], chunk: int) -> Path:
     return work / "run.yaml"
 
 
-def child(config: str, workspace: str) -> None:
-    from ecoraster.run import execute_run
-
-    t0 = time.monotonic()
-    result = execute_run(config, workspace, checksums=False)
-    wall = time.monotonic() - t0
-    res = result.services["carbon_sequestration"]
-    print(json.dumps({"wall_s": wall, "timings": result.timings, "chunk": res.metadata["chunk"],
-                      "totals": {k: v[0] for k, v in res.totals.items()}}))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=10_000)
@@ -141,25 +129,14 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, metavar=("CONFIG", "WORKSPACE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(*args.child)
+        child_report(*args.child, service="carbon_sequestration")
         return
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="bench_casa_") as tmp:
         work = Path(tmp)
         config = write_config(work, generate(work, args.size, args.periods), args.chunk)
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-        out = subprocess.run([sys.executable, __file__, "--child", str(config), str(work / "ws")],
-                             env=env, capture_output=True, text=True)
-        if out.returncode:
-            print(out.stdout, out.stderr)
-            raise SystemExit(out.returncode)
-        report = json.loads(out.stdout.strip().splitlines()[-1])
-        peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        mpx = args.size ** 2 / 1e6
-        print(f"carbon_sequestration {args.size}² ({mpx:.0f} Mpx), {args.periods} period(s), "
-              f"block chunk {report['chunk']}: wall {report['wall_s']:.1f} s, "
-              f"{mpx / report['wall_s']:.2f} Mpx/s, peak RSS {peak_gb:.2f} GB")
-        print("stage timings (s):", {k: round(v, 1) for k, v in report["timings"].items()})
-        print("totals:", {k: f"{v:.6g}" for k, v in report["totals"].items()})
+        report, peak_gb = run_child(__file__, config, work / "ws")
+        print_report(f"carbon_sequestration, {args.periods} period(s), block chunk {report['chunk']},",
+                     report, args.size, peak_gb)
 
 
 if __name__ == "__main__":

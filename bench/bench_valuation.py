@@ -29,7 +29,6 @@ def main() -> None:
     ap.add_argument("--units", type=int, default=100)
     ap.add_argument("--chunk", type=int, default=2048)
     args = ap.parse_args()
-    import dask.array as da
     import geopandas as gpd
     import pandas as pd
     import rasterio

@@ -30,7 +30,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import yamlio
@@ -183,13 +182,8 @@ class Catalog(BaseModel):
 
 
 def _load_one(path: Path) -> Catalog:
-    if not path.exists():
-        raise MissingFileError(str(path), field="catalog")
-    try:
-        raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict) or "datasets" not in raw:
+    raw = yamlio.read_mapping(path, field="catalog", error=CatalogError)
+    if "datasets" not in raw:
         raise CatalogError(f"{path}: expected a mapping with a 'datasets' key")
     defaults = raw.get("defaults") or {}
     base = path.resolve().parent

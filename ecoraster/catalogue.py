@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import yamlio
-from .errors import ConfigError, MissingFileError
+from .errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 LEVEL1 = ("物质产品", "调节服务", "文化服务")
@@ -74,21 +73,9 @@ class Profile(BaseModel):
         return product in self.contested
 
 
-def _read_yaml(path: Path, field: str) -> dict[str, Any]:
-    if not path.exists():
-        raise MissingFileError(str(path), field=field)
-    try:
-        raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return raw
-
-
 @lru_cache(maxsize=8)
 def _load_products_cached(path: str, mtime: float) -> dict[str, Product]:
-    raw = _read_yaml(Path(path), "products")
+    raw = yamlio.read_mapping(Path(path), field="products")
     out: dict[str, Product] = {}
     for pid, body in (raw.get("products") or {}).items():
         try:
@@ -111,7 +98,7 @@ def load_products(path: str | os.PathLike | None = None) -> dict[str, Product]:
 
 def products_version(path: str | os.PathLike | None = None) -> str:
     p = Path(path) if path else CONFIGS / "products.yaml"
-    return str(_read_yaml(p, "products").get("version", "unversioned"))
+    return str(yamlio.read_mapping(p, field="products").get("version", "unversioned"))
 
 
 def load_profile(name_or_path: str | os.PathLike) -> Profile:
@@ -120,7 +107,7 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
     p = Path(name_or_path)
     if p.suffix.lower() not in (".yaml", ".yml"):
         p = CONFIGS / "profiles" / f"{name_or_path}.yaml"
-    raw = _read_yaml(p, "profile")
+    raw = yamlio.read_mapping(p, field="profile")
     try:
         profile = Profile.model_validate({**raw, "source_path": str(p)})
     except ValidationError as exc:

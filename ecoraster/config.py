@@ -19,12 +19,11 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .catalog import Catalog
 from . import yamlio
-from .errors import ConfigError, MissingFileError
+from .errors import ConfigError
 from .grid import DEFAULT_CHUNK, Grid
 
 
@@ -98,14 +97,7 @@ class RunConfig(_Strict):
     def load(cls, path: str | os.PathLike) -> RunConfig:
         """Read and validate a run config; errors name the file, the field and the value."""
         path = Path(path)
-        if not path.exists():
-            raise MissingFileError(str(path), field="config")
-        try:
-            raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+        raw = yamlio.read_mapping(path, field="config")
         base = path.resolve().parent
         raw["catalog"] = _resolve_catalog(raw.get("catalog"), base, path)
         raw["extra_catalogs"] = [str((base / c).resolve()) for c in raw.get("extra_catalogs") or []]

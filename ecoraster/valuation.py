@@ -30,13 +30,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .catalog import file_sha256
 from .catalogue import CONFIGS, Profile, load_products, load_profile
 from . import yamlio
-from .errors import ConfigError, EcorasterError, MissingFileError, TableError, UnitError
+from .errors import ConfigError, EcorasterError, TableError, UnitError
 from .spec import Issue, OutputRecord, ServiceResult
 from .units import convert, value_factor
 
@@ -95,12 +94,7 @@ class PriceTable(BaseModel):
     def load(cls, path: str | os.PathLike) -> PriceTable:
         """Read and check a price table; errors name the file, the field and the value."""
         path = Path(path)
-        if not path.exists():
-            raise MissingFileError(str(path), field="prices")
-        try:
-            raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise TableError(f"{path}: not valid YAML ({exc})") from None
+        raw = yamlio.read_mapping(path, field="prices", error=TableError)
         try:
             table = cls.model_validate({**raw, "source_path": str(path.resolve()), "sha256": file_sha256(path)})
         except ValidationError as exc:

@@ -4,9 +4,13 @@ tables). Same safe subset and the same results as :func:`yaml.safe_load`."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .errors import ConfigError, EcorasterError, MissingFileError
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -14,3 +18,21 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def safe_load(text: str) -> Any:
     """``yaml.safe_load`` through the C parser when available."""
     return yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader)
+
+
+def read_mapping(path: str | os.PathLike, *, field: str,
+                 error: type[EcorasterError] = ConfigError) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (an empty file gives ``{}``).
+
+    Raises :class:`MissingFileError` naming ``field`` if the file is absent, and ``error``
+    naming the file if it is not valid YAML or not a mapping at the top level."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(str(path), field=field)
+    try:
+        raw = safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise error(f"{path}: expected a mapping at the top level")
+    return raw

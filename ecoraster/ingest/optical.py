@@ -35,10 +35,7 @@ PARAM_DIR = Path(__file__).resolve().parents[2] / "configs" / "parameters"
 @lru_cache(maxsize=4)
 def load_parameters(name: str = "optical") -> dict:
     """A parameter YAML of ``configs/parameters`` (``optical`` or ``lai_ndvi``)."""
-    path = PARAM_DIR / f"{name}.yaml"
-    if not path.exists():
-        raise MissingFileError(str(path), field="parameters")
-    return yamlio.safe_load(path.read_text(encoding="utf-8"))
+    return yamlio.read_mapping(PARAM_DIR / f"{name}.yaml", field="parameters")
 
 
 def _value(section: str, key: str):

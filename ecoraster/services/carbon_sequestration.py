@@ -76,7 +76,7 @@ def load_constants(path: Path) -> dict[str, dict[str, Any]]:
     profiles); empty if the file is absent (the package then runs on run-config params)."""
     if not path.exists():
         return {}
-    raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = yamlio.read_mapping(path, field="parameters", error=TableError)
     params = raw.get("parameters")
     if not isinstance(params, dict):
         raise TableError(f"{path}: expected a 'parameters:' mapping")
