@@ -63,6 +63,10 @@ def test_storage_and_change_by_hand(tmp_zh, raster_writer):
         assert src.nodata == -9999.0 and arr[9, 9] == -9999.0
         assert arr[0, 0] == pytest.approx(28 * 0.09) and arr[5, 5] == pytest.approx(86 * 0.09)
         assert src.tags(1)["units"] == "Mg C"
+    for out in res.outputs.values():  # pool lookups are constant per class: predictor 2 (spec: values="per_class")
+        assert out.values == "per_class"
+        with rasterio.open(out.path) as src:
+            assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
     manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
     assert manifest["results"]["carbon_storage"]["totals"]["c_change_total"]["units"] == "Mg C"
     assert "sha256" in manifest["inputs"]["bas"]
