@@ -90,3 +90,19 @@ def test_failed_run_keeps_previous_results(tmp_zh, raster_writer, monkeypatch):
     assert (ws / "carbon_storage" / "c_storage_bas.tif").read_bytes() == good
     assert (ws / "run.json").read_text() == manifest
     assert not list(ws.glob(".staging*"))
+
+
+def test_console_script_keeps_exit_codes():
+    """``eco`` as installed (``ecoraster.cli:main``: malloc arena cap, objects frozen before the
+    interpreter's exit collections) still returns each command's exit code."""
+    import subprocess
+    import sys
+
+    def eco(*args):
+        return subprocess.run([sys.executable, "-c", "from ecoraster.cli import main; main()", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    ok = eco("list")
+    assert ok.returncode == 0 and "carbon_storage" in ok.stdout
+    assert eco("validate", "/no/such/config.yaml").returncode == 1
+    assert eco("no-such-command").returncode == 2
