@@ -37,15 +37,20 @@ def _echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, ensure_ascii=False, default=str))
 
 
+def _print_products(rows: list[dict[str, Any]], qty_title: str, value_title: str) -> None:
+    """One line per product: quantity and value with units; contested products marked *."""
+    typer.echo(f"  {'product':28s} {qty_title:>18s} {'':8s} {value_title:>18s}")
+    for row in rows:
+        mark = " *" if row["contested"] else ""
+        typer.echo(f"  {row['product'] + mark:28s} {_fmt(row['qty'], 3):>18s} {row['qty_units'] or '':8s} "
+                   f"{_fmt(row['value']):>18s} {row['value_units'] or ''}")
+
+
 def _print_catalogue(card: dict[str, Any]) -> None:
     title = " ".join(str(v) for v in (card["parcel_id"], card.get("name") or "") if v)
     typer.echo(f"{title}   area {_fmt(card.get('area_ha'))} ha   ({card['region']} {card['year']}, "
                f"prices of {card['price_year']})")
-    typer.echo(f"  {'product':28s} {'quantity':>18s} {'':8s} {'value':>18s}")
-    for row in card["products"]:
-        mark = " *" if row["contested"] else ""
-        typer.echo(f"  {row['product'] + mark:28s} {_fmt(row['qty'], 3):>18s} {row['qty_units'] or '':8s} "
-                   f"{_fmt(row['value']):>18s} {row['value_units'] or ''}")
+    _print_products(card["products"], "quantity", "value")
     typer.echo(f"  {'GEP':28s} {'':27s} {_fmt(card['gep']):>18s} {card['value_units']}")
     typer.echo(f"  {'GEP excl. contested (*)':28s} {'':27s} {_fmt(card['gep_excl_contested']):>18s}")
     typer.echo(f"  {'GEP per ha':28s} {'':27s} {_fmt(card['gep_per_ha']):>18s} {card['value_units']}/ha")
@@ -55,11 +60,7 @@ def _print_site(res) -> None:
     d = res.to_dict()
     typer.echo(f"site {d['name']!r}: {_fmt(d['area_ha'])} ha ({_fmt(d['area_in_region_ha'])} ha with values in "
                f"{d['region']}; coordinates in {d['input_crs']}); prices of {d['price_year']}")
-    typer.echo(f"  {'product':28s} {'quantity lost':>18s} {'':8s} {'value lost':>18s}")
-    for p in d["products"]:
-        mark = " *" if p["contested"] else ""
-        typer.echo(f"  {p['product'] + mark:28s} {_fmt(p['qty'], 3):>18s} {p['qty_units'] or '':8s} "
-                   f"{_fmt(p['value']):>18s} {p['value_units'] or ''}")
+    _print_products(d["products"], "quantity lost", "value lost")
     typer.echo(f"  {'GEP lost':28s} {'':27s} {_fmt(d['gep_lost']):>18s} CNY")
     typer.echo(f"  {'GEP lost excl. contested (*)':28s} {'':27s} {_fmt(d['gep_lost_excl_contested']):>18s} CNY")
     typer.echo(f"  {'GEP lost per ha':28s} {'':27s} {_fmt(d['gep_lost_per_ha']):>18s} CNY/ha")
