@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import lru_cache
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,24 +143,38 @@ def _row_stats(block, nodata, sums, counts, mins, maxs):
         maxs[r] = hi
 
 
-def release_memory() -> None:
-    """Give freed heap back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
-
-    Blocks freed by the dask, numba and GDAL threads stay in glibc's per-thread arenas and
-    keep the RSS high long after a write (1.4 GB → 0.6 GB after writing 3 × 100 Mpx)."""
+@lru_cache(maxsize=1)
+def _glibc():
+    """The C library if it is glibc (has ``malloc_trim`` and ``mallopt``), else None."""
     import ctypes
     import ctypes.util
 
     try:
         name = ctypes.util.find_library("c")
-        if name:
-            ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+        lib = ctypes.CDLL(name) if name else None
+        return lib if lib is not None and hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt") else None
+    except OSError:
+        return None
+
+
+def release_memory() -> None:
+    """Give freed heap back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Blocks freed by the dask, numba and GDAL threads stay in glibc's per-thread arenas and
+    keep the RSS high long after a write (1.4 GB → 0.6 GB after writing 3 × 100 Mpx)."""
+    if (libc := _glibc()) is not None:
+        libc.malloc_trim(0)
+
+
+@lru_cache(maxsize=None)
+def _set_arena_max(n: int) -> None:
+    if (libc := _glibc()) is not None:
+        libc.mallopt(-8, n)  # M_ARENA_MAX, from glibc's malloc.h
 
 
 def limit_malloc_arenas(n: int = 2) -> None:
-    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX, n)``; a no-op elsewhere).
+    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX, n)``, once per value; a no-op
+    elsewhere).
 
     Every thread that allocates (dask workers, the writer threads, GDAL) otherwise gets its
     own arena, which keeps freed blocks: peak RSS of a 3-output 100 Mpx write 1.5 GB with
@@ -168,18 +183,8 @@ def limit_malloc_arenas(n: int = 2) -> None:
     and flow users; same effect as ``MALLOC_ARENA_MAX=2``. Set ``ECORASTER_MALLOC_ARENAS=0``
     to leave the allocator alone."""
     n = int(os.environ.get("ECORASTER_MALLOC_ARENAS", n))
-    if n <= 0:
-        return
-    import ctypes
-    import ctypes.util
-
-    m_arena_max = -8  # from glibc's malloc.h
-    try:
-        name = ctypes.util.find_library("c")
-        if name:
-            ctypes.CDLL(name).mallopt(m_arena_max, int(n))
-    except (OSError, AttributeError):
-        pass
+    if n > 0:
+        _set_arena_max(n)
 
 
 def block_stats(block: np.ndarray, nodata: float) -> tuple[float, int, float, float]:
