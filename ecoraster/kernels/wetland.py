@@ -226,13 +226,15 @@ def climate_kwh(classes, class_nodata, kind_of_code, et_hot_mm, row_area_m2, veg
 
 
 @njit(parallel=True, cache=True)
-def climate_epp_kwh(classes, class_nodata, row_of_code, epp_kj_m2_d, kind, hot_days, eer, row_area_m2,
-                    out_nodata, out_veg, out_water):
+def climate_epp_kwh(classes, class_nodata, row_of_code, epp_kj_m2_d, kind, hot_days, eer, water_eer,
+                    humid_kwh_per_kj, row_area_m2, out_nodata, out_veg, out_water):
     """The EPP-table route: kJ m⁻² d⁻¹ × area × hot days / 3600 (÷ EER for vegetation), kWh.
 
     gep-methods §3.9 writes E_pt = Σ EPP_i × S_i × d × 10⁻⁶ / (3600 r); with EPP in kJ m⁻² d⁻¹
     and S in m² the energy is kJ and kWh = kJ / 3600 (the 10⁻⁶ belongs to the source's own unit
-    layout and is not applied here). ``kind[row]``: 1 vegetation (÷ EER), 2 water.
+    layout and is not applied here). ``kind[row]``: 1 vegetation (÷ EER), 2 water (+ the humidifier
+    term: evaporated mass = energy / q, so ``humid_kwh_per_kj`` = y / (q ρ) in kWh per kJ; the
+    latent term ÷ ``water_eer``, 1 unless the profile divides water by r too).
     """
     rows, cols = classes.shape
     for r in prange(rows):
@@ -252,4 +254,4 @@ def climate_epp_kwh(classes, class_nodata, row_of_code, epp_kj_m2_d, kind, hot_d
             if kind[i] == 1:
                 out_veg[r, c] = kwh / eer
             elif kind[i] == 2:
-                out_water[r, c] = kwh
+                out_water[r, c] = kwh / water_eer + epp_kj_m2_d[i] * a * hot_days * humid_kwh_per_kj
