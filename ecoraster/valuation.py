@@ -74,6 +74,12 @@ class PriceEntry(BaseModel):
     confidence: str
     default: bool = False
     components: tuple[PriceComponent, ...] = ()
+    # kind of price (cost | fee_tax | market | shadow): read by the price-kinds rework for its rebase rule; recorded only
+    kind: str | None = None
+    # a regional price: its province / municipality, and the run regions (config `region`) that take it instead of
+    # the product's default (a fee, tax or tariff in force in that region)
+    region: str | None = None
+    applies_to: tuple[str, ...] = ()
 
 
 class PriceTable(BaseModel):
@@ -126,6 +132,13 @@ class PriceTable(BaseModel):
             for comp in p.components:
                 if comp.price not in by_id:
                     raise TableError(f"{where}.components.price = {comp.price!r}: no price with that id")
+            if p.applies_to:
+                clash = [q.id for q in self.prices if q.id != p.id and q.product == p.product
+                         and set(q.applies_to) & set(p.applies_to)]
+                if clash:
+                    raise TableError(f"{where}.applies_to = {list(p.applies_to)}: {clash[0]!r} prices {p.product!r} "
+                                     "for the same region")
+                continue
             if p.default and p.product != "_component":
                 if p.product in defaults:
                     raise TableError(f"{where}.default: product {p.product!r} already has default "
@@ -138,9 +151,13 @@ class PriceTable(BaseModel):
                 return p
         raise TableError(f"{self.source_path}: no price with id {price_id!r}")
 
-    def for_product(self, product: str) -> PriceEntry | None:
-        """The price of ``product``: its ``default: true`` entry, else its only entry."""
-        entries = [p for p in self.prices if p.product == product]
+    def for_product(self, product: str, region: str | None = None) -> PriceEntry | None:
+        """The price of ``product``: the entry that ``applies_to`` the run's ``region``, else its
+        ``default: true`` entry, else its only non-regional entry."""
+        regional = [p for p in self.prices if p.product == product and region is not None and region in p.applies_to]
+        if regional:
+            return regional[0]
+        entries = [p for p in self.prices if p.product == product and not p.applies_to]
         chosen = [p for p in entries if p.default] or (entries if len(entries) == 1 else [])
         return chosen[0] if chosen else None
 
@@ -239,9 +256,10 @@ class ValuationSetup:
     cpi: CPI
     price_year: int
     profile: Profile
+    region: str | None = None
 
     def price(self, product: str) -> RebasedPrice | None:
-        entry = self.table.for_product(product)
+        entry = self.table.for_product(product, self.region)
         return None if entry is None else rebase(self.table, entry, self.cpi, self.price_year)
 
     def describe(self) -> dict[str, Any]:
@@ -275,7 +293,7 @@ def load_setup(plan) -> ValuationSetup:
     """Price table, CPI, price year (config ``price_year``, else the run's year) and profile."""
     table = PriceTable.load(resolve_price_table(plan))
     return ValuationSetup(table, CPI(table.cpi_path), int(plan.config.price_year or plan.config.year),
-                          load_profile(plan.config.profile))
+                          load_profile(plan.config.profile), plan.config.region)
 
 
 def check_valuation(plan, services: list[str] | None = None) -> list[Issue]:
@@ -413,6 +431,6 @@ def price_list(setup: ValuationSetup) -> pd.DataFrame:
             rebased, err = float("nan"), str(exc)
         rows.append({"id": entry.id, "product": entry.product, "value": entry.value, "unit": entry.unit,
                      "price_year": entry.price_year, f"value_{setup.price_year}": rebased,
-                     "default": entry.default, "confidence": entry.confidence, "source": entry.source,
-                     "error": err})
+                     "default": entry.default, "kind": entry.kind or "", "applies_to": ",".join(entry.applies_to),
+                     "confidence": entry.confidence, "source": entry.source, "error": err})
     return pd.DataFrame(rows)
