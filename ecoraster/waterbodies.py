@@ -105,19 +105,23 @@ def derive_bodies(classes: np.ndarray, class_nodata: int, class_types: dict[int,
         del in_poly
     from scipy import ndimage
 
+    labels = None  # one int32 buffer reused for every class
     for code in sorted(class_types):
         mask = body_classes & (classes == code)
         if not mask.any():
             continue
-        labels, n = ndimage.label(mask, structure=_EIGHT, output=np.int32)
+        if labels is None:
+            labels = np.empty(classes.shape, dtype=np.int32)
+        n = ndimage.label(mask, structure=_EIGHT, output=labels)
         del mask
         offset = len(rows)
-        lab = labels.ravel()
-        sel = lab > 0
-        index.ravel()[sel] = lab[sel] + (offset - 1)
-        del labels, lab, sel
+        for r0 in range(0, labels.shape[0], 1024):  # copy in row blocks: no full-size temporaries
+            lb, ib = labels[r0:r0 + 1024], index[r0:r0 + 1024]
+            sel = lb > 0
+            ib[sel] = lb[sel] + (offset - 1)
         rows.extend({"name": "", "type": class_types[code], "origin": "derived", "class_code": int(code),
                      "capacity_m3": np.nan, "area_km2_given": np.nan} for _ in range(n))
+    del labels, body_classes
     table = pd.DataFrame(rows, columns=["name", "type", "origin", "class_code", "capacity_m3", "area_km2_given"])
     n = len(table)
     table["area_m2"] = _area_sums(index, row_area_m2, n) if n else np.zeros(0)

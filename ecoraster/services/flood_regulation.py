@@ -270,6 +270,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     body_id = da.from_array(bodies.index, chunks=ctx.chunk)
     body_id = da.where(body_id >= 0, body_id + 1, -1).astype(np.int32)
     records = ctx.write({"flood_storage": flood, "body_id": body_id}, tags={"method": "storage"})
+    del flood, body_id, valid  # only the body index is needed for the outlines
 
     gdf = wb.polygons(bodies, ctx.grid.transform, ctx.grid.crs)
     gdf["area_km2"] = gdf["area_m2"] / 1e6
