@@ -17,8 +17,9 @@ For 七里海: the reed marsh (class 41) is a ``marsh``; the open water (class 4
 or a ``reservoir`` (embanked and managed) — set by ``class_types`` or by an analyst row, and written
 in each body's ``type`` and ``method`` fields.
 
-Labelling is done on the whole class array in memory (scipy.ndimage.label, int32 labels: 5 bytes
-per pixel with the class array; 100 Mpx ≈ 0.6 GB), the area sums block by block in float64.
+Labelling is done on the whole class array in memory by a two-pass union-find kernel
+(``kernels.wetland.label_patches``) writing int32 labels in place: 5 bytes per pixel with a uint8 class
+array (100 Mpx ≈ 0.5 GB), no other full-size array; the area sums run block by block in float64.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import TableError
-from .kernels.wetland import index_area_sums
+from .kernels.wetland import index_area_sums, label_patches
 
 BODY_TYPES = ("lake", "reservoir", "marsh", "river", "pond")
-_EIGHT = np.ones((3, 3), dtype=bool)
 
 
 @dataclass
@@ -91,37 +91,30 @@ def derive_bodies(classes: np.ndarray, class_nodata: int, class_types: dict[int,
         if kind not in BODY_TYPES:
             raise TableError(f"class_types: class {code} → {kind!r}; use one of {', '.join(BODY_TYPES)}")
     classes = np.asarray(classes)
-    body_classes = np.isin(classes, np.array(sorted(class_types), dtype=classes.dtype)) & (classes != class_nodata)
-    index = np.full(classes.shape, -1, dtype=np.int32)
+    is_body = np.zeros(max(max(class_types), 0) + 1, dtype=np.bool_)
+    is_body[[int(k) for k in class_types if int(k) >= 0]] = True
+    index = np.empty(classes.shape, dtype=np.int32)
     rows: list[dict] = []
-    if analyst_index is not None and analyst is not None and len(analyst):
-        in_poly = body_classes & (analyst_index >= 0)
-        index[in_poly] = analyst_index[in_poly]
-        body_classes &= ~in_poly
-        for i, rec in enumerate(analyst.itertuples(index=False)):
+    use_poly = analyst_index is not None and analyst is not None and len(analyst) > 0
+    exclude = np.zeros((1, 1), dtype=np.bool_)
+    if use_poly:
+        exclude = analyst_index >= 0
+    n_derived, code_of = label_patches(classes, int(class_nodata), is_body, exclude, use_poly, index)
+    del exclude
+    if use_poly:
+        n_poly = len(analyst)
+        for rec in analyst.itertuples(index=False):
             rows.append({"name": str(rec.name), "type": str(rec.type), "origin": "analyst polygon",
                          "class_code": -1, "capacity_m3": _num(getattr(rec, "capacity_m3", np.nan)),
                          "area_km2_given": _num(getattr(rec, "area_km2", np.nan))})
-        del in_poly
-    from scipy import ndimage
-
-    labels = None  # one int32 buffer reused for every class
-    for code in sorted(class_types):
-        mask = body_classes & (classes == code)
-        if not mask.any():
-            continue
-        if labels is None:
-            labels = np.empty(classes.shape, dtype=np.int32)
-        n = ndimage.label(mask, structure=_EIGHT, output=labels)
-        del mask
-        offset = len(rows)
-        for r0 in range(0, labels.shape[0], 1024):  # copy in row blocks: no full-size temporaries
-            lb, ib = labels[r0:r0 + 1024], index[r0:r0 + 1024]
-            sel = lb > 0
-            ib[sel] = lb[sel] + (offset - 1)
-        rows.extend({"name": "", "type": class_types[code], "origin": "derived", "class_code": int(code),
-                     "capacity_m3": np.nan, "area_km2_given": np.nan} for _ in range(n))
-    del labels, body_classes
+        codes = np.array(sorted(class_types), dtype=np.int64)
+        for r0 in range(0, index.shape[0], 1024):  # analyst polygons first, derived patches after them
+            ib, ab, cb = index[r0:r0 + 1024], analyst_index[r0:r0 + 1024], classes[r0:r0 + 1024]
+            ib[ib >= 0] += n_poly
+            poly = (ab >= 0) & np.isin(cb, codes) & (cb != class_nodata)
+            ib[poly] = ab[poly]
+    rows.extend({"name": "", "type": class_types[int(code)], "origin": "derived", "class_code": int(code),
+                 "capacity_m3": np.nan, "area_km2_given": np.nan} for code in code_of)
     table = pd.DataFrame(rows, columns=["name", "type", "origin", "class_code", "capacity_m3", "area_km2_given"])
     n = len(table)
     table["area_m2"] = _area_sums(index, row_area_m2, n) if n else np.zeros(0)
@@ -203,11 +196,20 @@ def check_analyst(df: pd.DataFrame, source: str, *, points: bool) -> pd.DataFram
     return out
 
 
-def polygons(bodies: WaterBodies, transform, crs):
-    """Body outlines as a GeoDataFrame (one MultiPolygon per body, dissolved from the pixels)."""
+def polygons(bodies: WaterBodies, transform, crs, min_hole_m2: float = 0.0):
+    """Body outlines as a GeoDataFrame (one (Multi)Polygon per body, dissolved from the pixels).
+
+    Holes smaller than ``min_hole_m2`` (single unclassified pixels, islets) are left out of the
+    outline — the storage raster is per pixel and keeps them; the outline is for maps and joins.
+    """
     import geopandas as gpd
     import shapely
     from rasterio import features
+
+    def _polygon(geom):
+        shell, *holes = geom["coordinates"]
+        keep = [h for h in holes if min_hole_m2 <= 0 or abs(shapely.Polygon(h).area) >= min_hole_m2]
+        return shapely.Polygon(shell, keep)
 
     geoms: dict[int, list] = {}
     step = 2048
@@ -217,8 +219,9 @@ def polygons(bodies: WaterBodies, transform, crs):
             continue
         t = transform @ transform.translation(0, r0)
         for geom, value in features.shapes(blk, mask=blk >= 0, transform=t, connectivity=4):
-            geoms.setdefault(int(value), []).append(shapely.geometry.shape(geom))
-    shapes = [shapely.union_all(geoms.get(k, [])) if k in geoms else shapely.Polygon() for k in range(len(bodies.table))]
+            geoms.setdefault(int(value), []).append(_polygon(geom))
+    shapes = [(shapely.union_all(geoms[k]) if len(geoms[k]) > 1 else geoms[k][0]) if k in geoms else shapely.Polygon()
+              for k in range(len(bodies.table))]
     return gpd.GeoDataFrame(bodies.table.copy(), geometry=shapes, crs=crs)
 
 

@@ -255,3 +255,76 @@ def climate_epp_kwh(classes, class_nodata, row_of_code, epp_kj_m2_d, kind, hot_d
                 out_veg[r, c] = kwh / eer
             elif kind[i] == 2:
                 out_water[r, c] = kwh / water_eer + epp_kj_m2_d[i] * a * hot_days * humid_kwh_per_kj
+
+
+# --------------------------------------------------------------------------------------
+# connected water bodies (8-neighbour, one class per body), labelled in place
+# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def _find(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True)
+def label_patches(classes, class_nodata, is_body, exclude, use_exclude, out):
+    """Label 8-connected patches of equal body class into ``out`` (int32, −1 off bodies).
+
+    Two raster passes with a union-find forest (no full-size temporaries: the only large array is
+    ``out``). ``is_body[k]``: class k forms bodies. Pixels where ``use_exclude`` and ``exclude``
+    are skipped (they belong to an analyst's polygon). Labels are 0..n−1 in order of first
+    appearance (raster order). Returns (n, class code of each label).
+    """
+    rows, cols = classes.shape
+    parent = np.empty(4096, dtype=np.int32)
+    n = 0
+    for r in range(rows):
+        for c in range(cols):
+            k = classes[r, c]
+            if k == class_nodata or k < 0 or k >= is_body.size or not is_body[k] or (use_exclude and exclude[r, c]):
+                out[r, c] = -1
+                continue
+            best = -1
+            for dr, dc in ((0, -1), (-1, -1), (-1, 0), (-1, 1)):
+                rr, cc = r + dr, c + dc
+                if rr < 0 or cc < 0 or cc >= cols:
+                    continue
+                lbl = out[rr, cc]
+                if lbl < 0 or classes[rr, cc] != k:
+                    continue
+                root = _find(parent, lbl)
+                if best < 0:
+                    best = root
+                elif root != best:
+                    if root < best:
+                        parent[best] = root
+                        best = root
+                    else:
+                        parent[root] = best
+            if best < 0:
+                if n == parent.size:
+                    grown = np.empty(parent.size * 2, dtype=np.int32)
+                    grown[:n] = parent[:n]
+                    parent = grown
+                parent[n] = n
+                best = n
+                n += 1
+            out[r, c] = best
+    compact = np.full(n, -1, dtype=np.int32)
+    m = 0
+    for i in range(n):
+        root = _find(parent, i)
+        if compact[root] < 0:
+            compact[root] = m
+            m += 1
+        compact[i] = compact[root]
+    code_of = np.zeros(m, dtype=np.int64)
+    for r in range(rows):
+        for c in range(cols):
+            lbl = out[r, c]
+            if lbl >= 0:
+                out[r, c] = compact[lbl]
+                code_of[compact[lbl]] = classes[r, c]
+    return m, code_of

@@ -272,7 +272,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     records = ctx.write({"flood_storage": flood, "body_id": body_id}, tags={"method": "storage"})
     del flood, body_id, valid  # only the body index is needed for the outlines
 
-    gdf = wb.polygons(bodies, ctx.grid.transform, ctx.grid.crs)
+    gdf = wb.polygons(bodies, ctx.grid.transform, ctx.grid.crs, min_hole_m2=float(_const(ctx, "min_area_km2")) * 1e6)
     gdf["area_km2"] = gdf["area_m2"] / 1e6
     gdf["zones"] = body_zones(gdf, _read_vector(ctx, "zones"), str(_const(ctx, "zone_field"))) \
         if ctx.has("zones") else ""

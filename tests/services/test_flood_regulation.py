@@ -44,9 +44,9 @@ def test_derive_bodies_patches_min_area_and_polygons():
     areas = np.full(6, PX)
     b = derive_bodies(cls, -1, {41: "marsh", 42: "lake"}, areas, min_area_km2=5 * PX / 1e6)
     t = b.table
-    assert list(t["type"]) == ["marsh", "lake"]          # classes in code order
-    assert list(t["n_pixels"]) == [7, 9] and list(t["area_m2"]) == [7 * PX, 9 * PX]
-    assert b.index[4, 7] == -1 and b.index[0, 0] == 1 and b.index[2, 4] == 0
+    assert list(t["type"]) == ["lake", "marsh"]          # in raster order of first appearance
+    assert list(t["n_pixels"]) == [9, 7] and list(t["area_m2"]) == [9 * PX, 7 * PX]
+    assert b.index[4, 7] == -1 and b.index[0, 0] == 0 and b.index[2, 4] == 1
     assert "1 derived patch" in b.notes[0]
     # an analyst polygon over the left half merges the lake and nothing else
     poly_idx = np.full(cls.shape, -1, np.int32)
@@ -56,7 +56,7 @@ def test_derive_bodies_patches_min_area_and_polygons():
                        analyst_index=poly_idx,
                        analyst=pd.DataFrame({"name": ["东湖"], "type": ["reservoir"], "capacity_m3": [1e5],
                                              "area_km2": [np.nan]}))
-    assert list(b2.table["name"]) == ["东湖", "marsh_2"]
+    assert list(b2.table["name"]) == ["东湖", "marsh_2"]   # analyst polygons first
     assert b2.table["n_pixels"].tolist() == [9, 7] and b2.table["origin"][0] == "analyst polygon"
 
 
@@ -106,7 +106,7 @@ def test_service_qilihai_like_by_hand(tmp_zh):
     total = 27000.0 + lake + 35000.0
     assert res.totals["flood_storage_total"][0] == pytest.approx(total, rel=1e-6)
     bodies = gpd.read_file(tmp_zh / "ws" / "flood_regulation" / "water_bodies.gpkg")
-    assert sorted(bodies["name"]) == ["lake_2", "marsh_1", "北三河水库"]
+    assert sorted(bodies["name"]) == ["lake_3", "marsh_1", "北三河水库"]
     row = bodies.set_index("name").loc["北三河水库"]
     assert row["type"] == "reservoir" and row["zones"] == "七里海镇" and "0.35" in row["method"]
     assert bodies.set_index("name").loc["marsh_1", "zones"] == "; ".join(sorted(["潘庄镇", "七里海镇"]))
@@ -130,3 +130,24 @@ def test_open_water_as_reservoir_and_bad_named_body(tmp_zh):
     cfg = write_run(tmp_zh, "flood_regulation", datasets, {"ecosystem": "eco", "named_bodies": "named"})
     issues = validate_run(cfg)
     assert len(issues) == 1 and "type = 'sea'" in str(issues[0]) and "named.csv" in str(issues[0])
+
+
+def test_analyst_polygon_merges_and_overrides(tmp_zh):
+    eco, datasets = _qilihai_like(tmp_zh)
+    x0, y0 = TEST_ORIGIN
+    # a polygon over the open water (rows 12-17, cols 2-7) and the 2-px pond (row 15, cols 15-16): one named
+    # reservoir of 36 + 2 = 38 px with a given capacity; the marsh and the point-less reservoir stay derived
+    poly = shapely.box(x0, y0 - 18 * 30, x0 + 18 * 30, y0 - 12 * 30)
+    gpd.GeoDataFrame({"name": ["七里海水面"], "type": ["reservoir"], "capacity_m3": [2e6]}, geometry=[poly],
+                     crs=TEST_CRS).to_file(tmp_zh / "bodies.gpkg", layer="bodies")
+    datasets["bodies"] = {"kind": "vector", "uri": "bodies.gpkg"}
+    cfg = write_run(tmp_zh, "flood_regulation", datasets, {"ecosystem": "eco", "bodies": "bodies"})
+    assert validate_run(cfg) == []
+    res = execute_run(cfg, tmp_zh / "ws").services["flood_regulation"]
+    out = read(res.outputs["flood_storage"].path)
+    # 0.35 × 2e6 = 700,000 m³ over 38 px of 900 m² → 18,421.05 m³ per pixel, pond pixels included
+    assert out[12, 2] == pytest.approx(7e5 / 38, rel=1e-6) and out[15, 15] == pytest.approx(7e5 / 38, rel=1e-6)
+    bodies = gpd.read_file(tmp_zh / "ws" / "flood_regulation" / "water_bodies.gpkg").set_index("name")
+    assert bodies.loc["七里海水面", "origin"] == "analyst polygon" and bodies.loc["七里海水面", "n_pixels"] == 38
+    # the unnamed reservoir patch (20 px) has no capacity: lake formula, and a note says so
+    assert "reservoir without a capacity" in bodies.loc["reservoir_3", "method"]
