@@ -176,7 +176,8 @@ def build_bodies(ctx: ServiceContext) -> tuple[wb.WaterBodies, np.ndarray, int]:
     eco = ctx.raster("ecosystem")
     nodata = eco.attrs["nodata"]
     class_nodata = int(nodata) if np.isfinite(nodata) else -(2**31)
-    classes = eco.data.compute()
+    classes = np.empty(eco.shape, dtype=eco.dtype)
+    da.store(eco.data, classes, lock=False)  # block by block into one array (no concatenated copy)
     analyst_index, analyst = None, None
     if ctx.has("bodies"):
         analyst = _analyst_polygons(ctx)
@@ -220,23 +221,38 @@ def body_storage(table: pd.DataFrame, *, a: float, b: float, turnovers: float, r
     return np.asarray(storage, dtype=np.float64), methods
 
 
-def _spread_block(idx_b, valid_b, *, row_area_m2, per_m2):
-    out = np.empty(idx_b.shape, dtype=np.float32)
-    spread_by_index(idx_b, valid_b, per_m2, row_area_m2, np.float32(NODATA), out)
-    return out
-
-
-def spread_lazy(index: np.ndarray, valid: np.ndarray, per_m2: np.ndarray, grid, chunk: int) -> da.Array:
-    """Lazy float32 raster: ``per_m2[body] × pixel area`` (0 off bodies, nodata off data)."""
+def _window_map(func, grid, chunk: int, dtype) -> da.Array:
+    """Lazy raster on ``grid`` whose blocks are ``func(r0, r1, c0, c1, row_area_m2)``: numpy arrays held in
+    memory are read through views of each block's window (``da.from_array`` may copy them)."""
     areas = grid.row_areas_m2()
-    idx = da.from_array(index, chunks=chunk)
-    ok = da.from_array(valid, chunks=chunk)
+    template = da.empty(grid.shape, dtype=np.uint8, chunks=chunk)
 
-    def _block(i_b, v_b, block_info=None):
-        r0, r1 = block_info[0]["array-location"][0]
-        return _spread_block(i_b, v_b, row_area_m2=areas[r0:r1], per_m2=per_m2)
+    def _block(_t, block_info=None):
+        (r0, r1), (c0, c1) = block_info[0]["array-location"]
+        return func(r0, r1, c0, c1, areas[r0:r1])
 
-    return da.map_blocks(_block, idx, ok, dtype=np.float32, meta=np.empty((0, 0), np.float32))
+    return da.map_blocks(_block, template, dtype=dtype, meta=np.empty((0, 0), dtype))
+
+
+def spread_lazy(index: np.ndarray, classes: np.ndarray, class_nodata: int, per_m2: np.ndarray, grid,
+                chunk: int) -> da.Array:
+    """Lazy float32 raster: ``per_m2[body] × pixel area`` (0 off bodies, nodata off data)."""
+    def _block(r0, r1, c0, c1, row_area_m2):
+        out = np.empty((r1 - r0, c1 - c0), dtype=np.float32)
+        spread_by_index(index[r0:r1, c0:c1], classes[r0:r1, c0:c1] != class_nodata, per_m2, row_area_m2,
+                        np.float32(NODATA), out)
+        return out
+
+    return _window_map(_block, grid, chunk, np.float32)
+
+
+def body_id_lazy(index: np.ndarray, grid, chunk: int) -> da.Array:
+    """Lazy int32 raster of body ids (1..n, −1 for none)."""
+    def _block(r0, r1, c0, c1, row_area_m2):
+        blk = index[r0:r1, c0:c1]
+        return np.where(blk >= 0, blk + 1, -1).astype(np.int32)
+
+    return _window_map(_block, grid, chunk, np.int32)
 
 
 def body_zones(gdf, zones, field: str) -> list[str]:
@@ -264,13 +280,10 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     area = t["area_m2"].to_numpy()
     lost = (area <= 0) & (storage > 0)
     per_m2 = np.where(area > 0, storage / np.where(area > 0, area, 1.0), 0.0)
-    valid = classes != class_nodata
-    del classes
-    flood = spread_lazy(bodies.index, valid, per_m2, ctx.grid, ctx.chunk)
-    body_id = da.from_array(bodies.index, chunks=ctx.chunk)
-    body_id = da.where(body_id >= 0, body_id + 1, -1).astype(np.int32)
+    flood = spread_lazy(bodies.index, classes, class_nodata, per_m2, ctx.grid, ctx.chunk)
+    body_id = body_id_lazy(bodies.index, ctx.grid, ctx.chunk)
     records = ctx.write({"flood_storage": flood, "body_id": body_id}, tags={"method": "storage"})
-    del flood, body_id, valid  # only the body index is needed for the outlines
+    del flood, body_id, classes  # only the body index is needed for the outlines
 
     gdf = wb.polygons(bodies, ctx.grid.transform, ctx.grid.crs, min_hole_m2=float(_const(ctx, "min_area_km2")) * 1e6)
     gdf["area_km2"] = gdf["area_m2"] / 1e6
@@ -290,6 +303,8 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         f"{len(t)} water bodies (class types {types}; min area {_const(ctx, 'min_area_km2')} km²): "
         + "; ".join(f"{k} n={int(r.n)} {r.area_km2:.4g} km² {r.storage_m3:.6g} m³" for k, r in by_type.iterrows()),
         f"lake regression {lake_source}",
+        "lake storage may overlap the water conservation of the same lakes (science-review §4): the profile decides "
+        "whether both count",
         f"water bodies layer: {Path(files['gpkg']).name} / {Path(files['parquet']).name}",
     ]
     no_cap = t[(t["type"] == "reservoir") & ~np.isfinite(t["capacity_m3"])]

@@ -23,7 +23,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
@@ -33,7 +32,7 @@ from ..kernels.casa import build_row_index
 from ..kernels.wetland import cap_factors, capacity_capped, capacity_unit_sums
 from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
 from ..tables import lookup_arrays, numeric_column, read_table, require_columns
-from .carbon_sequestration import (PARAMETER_DIR, class_array, constants_used, load_constants, parameter_specs,
+from .carbon_sequestration import (PARAMETER_DIR, block_chunk, class_array, constants_used, load_constants, parameter_specs,
                                    resolve_constant, unknown_params)
 
 CONSTANTS_FILE = PARAMETER_DIR / "water_purification.yaml"
@@ -191,13 +190,20 @@ def _capped_block(cls_b, uidx_b, *, row_area_m2, class_nodata, row_of_code, q_co
 
 def unit_capacity(classes: da.Array, uidx: da.Array, class_nodata: int, row_of_code: np.ndarray, q: np.ndarray,
                   n_units: int, grid) -> np.ndarray:
-    """Pass 1: Σ capacity (t/yr, float64) per unit (+ a last row: outside every unit) × pollutant."""
+    """Pass 1: Σ capacity (t/yr, float64) per unit (+ a last row: outside every unit) × pollutant; one
+    partial sum per block, summed by a dask tree reduction (blocks are read and dropped one by one)."""
     areas = grid.row_areas_m2()
-    offsets = np.cumsum((0,) + classes.chunks[0])[:-1]
-    parts = [dask.delayed(capacity_unit_sums)(classes.blocks[i, j], class_nodata, row_of_code, q, uidx.blocks[i, j],
-                                              areas[offsets[i]:offsets[i] + classes.chunks[0][i]], n_units)
-             for i in range(classes.numblocks[0]) for j in range(classes.numblocks[1])]
-    return np.sum(dask.compute(*parts), axis=0)
+    shape = (n_units + 1, q.shape[1])
+
+    def _block(cls_b, u_b, block_info=None):
+        r0, r1 = block_info[0]["array-location"][0]
+        return capacity_unit_sums(cls_b, class_nodata, row_of_code, q, u_b, areas[r0:r1], n_units)[None, None]
+
+    per_block = da.map_blocks(_block, classes, uidx, new_axis=[2, 3], dtype=np.float64,
+                              chunks=(tuple(1 for _ in classes.chunks[0]), tuple(1 for _ in classes.chunks[1]),
+                                      (shape[0],), (shape[1],)),
+                              meta=np.empty((0, 0, 0, 0), dtype=np.float64))
+    return per_block.sum(axis=(0, 1), dtype=np.float64, split_every=4).compute()
 
 
 def compute(ctx: ServiceContext) -> ServiceResult:
@@ -207,10 +213,12 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     pids = pollutants(ctx)
     source, codes, q = capacity_table(ctx, pids)
     row_of_code = build_row_index(codes)
-    classes, class_nodata = class_array(ctx, ctx.chunk)
+    # per block: int64 classes, int32 units and two float32 outputs per pollutant
+    chunk = block_chunk(2 * len(pids) + 3, ctx.chunk)
+    classes, class_nodata = class_array(ctx, chunk)
     if ctx.has("units"):
         units, unit_ids = _units(ctx)
-        uidx = unit_index(units, ctx.grid, ctx.chunk)
+        uidx = unit_index(units, ctx.grid, chunk)
         where = f"units {Path(ctx.entry('units').uri).name} ({len(unit_ids)})"
     else:
         unit_ids = ["region"]
@@ -256,7 +264,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     result.notes.append(f"capacities: {Path(source).name} (✱ placeholders unless replaced — see the table header)")
     result.metadata.update({
         "method": "capacity", "profile": ctx.profile, "pollutants": pids, "capacity_table": source,
-        "region": where, "cap": summary, "constants": constants_used(ctx, _CONSTANTS),
+        "region": where, "cap": summary, "chunk": chunk, "constants": constants_used(ctx, _CONSTANTS),
         "price_units": {f"water_purification_{p}": "CNY/t" for p in pids},
     })
     return result

@@ -151,3 +151,15 @@ def test_analyst_polygon_merges_and_overrides(tmp_zh):
     assert bodies.loc["七里海水面", "origin"] == "analyst polygon" and bodies.loc["七里海水面", "n_pixels"] == 38
     # the unnamed reservoir patch (20 px) has no capacity: lake formula, and a note says so
     assert "reservoir without a capacity" in bodies.loc["reservoir_3", "method"]
+
+
+def test_u_shaped_patch_is_one_body():
+    # the two arms of a U meet only in the bottom row: the union-find must merge their provisional labels;
+    # a diagonal touch joins (8-neighbour); another class next to it stays a body of its own
+    cls = np.array([[42, 0, 42, 0, 41],
+                    [42, 0, 42, 0, 41],
+                    [42, 42, 42, 0, 0],
+                    [0, 0, 0, 42, 0]], np.int16)
+    b = derive_bodies(cls, -1, {41: "marsh", 42: "lake"}, np.full(4, 1.0), min_area_km2=0.0)
+    assert b.table["n_pixels"].tolist() == [8, 2] and b.table["type"].tolist() == ["lake", "marsh"]
+    assert set(b.index[cls == 42].tolist()) == {0} and set(b.index[cls == 41].tolist()) == {1}
