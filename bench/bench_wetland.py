@@ -24,8 +24,8 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import child_report, print_report, run_child  # noqa: E402
-from bench_carbon_sequestration import classes, field, write_cog  # noqa: E402  (generators shared with CASA)
+from _harness import child_report, print_report, run_child
+from bench_carbon_sequestration import classes, field, write_cog
 
 
 def ragged_classes(size: int):

@@ -99,7 +99,7 @@ def derive_bodies(classes: np.ndarray, class_nodata: int, class_types: dict[int,
     exclude = np.zeros((1, 1), dtype=np.bool_)
     if use_poly:
         exclude = analyst_index >= 0
-    n_derived, code_of = label_patches(classes, int(class_nodata), is_body, exclude, use_poly, index)
+    _n, code_of = label_patches(classes, int(class_nodata), is_body, exclude, use_poly, index)
     del exclude
     if use_poly:
         n_poly = len(analyst)

@@ -36,11 +36,28 @@ from ..context import ServiceContext
 from ..errors import EcorasterError, ServiceError, TableError
 from ..grid import align_to
 from ..kernels.casa import build_row_index
-from ..kernels.wetland import KJ_PER_KWH, WATER_DENSITY_KG_M3, climate_epp_kwh, climate_kwh, hot_day_fractions, month_days
+from ..kernels.wetland import (
+    KJ_PER_KWH,
+    WATER_DENSITY_KG_M3,
+    climate_epp_kwh,
+    climate_kwh,
+    hot_day_fractions,
+    month_days,
+)
 from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
 from ..tables import lookup_arrays, read_table, require_columns
-from .carbon_sequestration import (PARAMETER_DIR, band_count, block_chunk, class_array, constants_used,
-                                   load_constants, parameter_specs, period_arrays, resolve_constant, unknown_params)
+from .carbon_sequestration import (
+    PARAMETER_DIR,
+    band_count,
+    block_chunk,
+    class_array,
+    constants_used,
+    load_constants,
+    parameter_specs,
+    period_arrays,
+    resolve_constant,
+    unknown_params,
+)
 
 CONSTANTS_FILE = PARAMETER_DIR / "climate_regulation.yaml"
 EPP_TABLE = PARAMETER_DIR / "climate_epp_classes.csv"
@@ -330,10 +347,10 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         result.totals[f"{oid}_total"] = (rec.total, "kWh")
     result.notes += [
         hot_text, route,
-        f"vegetation {veg:.4g} kWh per m³ transpired (ρ q / 3600 / EER {eer}); water {water:.4g} kWh per m³ evaporated "
-        f"(ρ q / 3600{' / EER' if water_eer != 1 else ''} + humidifier {_const(ctx, 'humidifier_kwh_m3')} kWh/m³)",
-        "climate_regulation_evaporation is contested in the standard profiles: the catalogue reports GEP with and "
-        "without it",
+        (f"vegetation {veg:.4g} kWh per m³ transpired (ρ q / 3600 / EER {eer}); water {water:.4g} kWh per m³ evaporated "
+        f"(ρ q / 3600{' / EER' if water_eer != 1 else ''} + humidifier {_const(ctx, 'humidifier_kwh_m3')} kWh/m³)"),
+        ("climate_regulation_evaporation is contested in the standard profiles: the catalogue reports GEP with and "
+        "without it"),
     ]
     result.metadata.update({
         "method": method, "profile": ctx.profile, "hot_days": hot_text, "route": route,

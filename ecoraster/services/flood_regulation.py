@@ -28,14 +28,25 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
+from .. import waterbodies as wb
 from ..context import ServiceContext
 from ..errors import EcorasterError, TableError
-from ..kernels.wetland import lake_storage_m3, marsh_storage_m3, reservoir_storage_m3, spread_by_index
+from ..kernels.wetland import (
+    lake_storage_m3,
+    marsh_storage_m3,
+    reservoir_storage_m3,
+    spread_by_index,
+)
 from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
-from ..tables import read_table, require_columns, numeric_column
-from .. import waterbodies as wb
-from .carbon_sequestration import (PARAMETER_DIR, constants_used, load_constants, parameter_specs,
-                                   resolve_constant, unknown_params)
+from ..tables import numeric_column, read_table, require_columns
+from .carbon_sequestration import (
+    PARAMETER_DIR,
+    constants_used,
+    load_constants,
+    parameter_specs,
+    resolve_constant,
+    unknown_params,
+)
 
 CONSTANTS_FILE = PARAMETER_DIR / "flood_regulation.yaml"
 LAKE_TABLE = PARAMETER_DIR / "flood_lake_regression.csv"
@@ -303,8 +314,8 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         f"{len(t)} water bodies (class types {types}; min area {_const(ctx, 'min_area_km2')} km²): "
         + "; ".join(f"{k} n={int(r.n)} {r.area_km2:.4g} km² {r.storage_m3:.6g} m³" for k, r in by_type.iterrows()),
         f"lake regression {lake_source}",
-        "lake storage may overlap the water conservation of the same lakes (science-review §4): the profile decides "
-        "whether both count",
+        ("lake storage may overlap the water conservation of the same lakes (science-review §4): the profile decides "
+        "whether both count"),
         f"water bodies layer: {Path(files['gpkg']).name} / {Path(files['parquet']).name}",
     ]
     no_cap = t[(t["type"] == "reservoir") & ~np.isfinite(t["capacity_m3"])]

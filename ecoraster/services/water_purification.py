@@ -32,8 +32,16 @@ from ..kernels.casa import build_row_index
 from ..kernels.wetland import cap_factors, capacity_capped, capacity_unit_sums
 from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
 from ..tables import lookup_arrays, numeric_column, read_table, require_columns
-from .carbon_sequestration import (PARAMETER_DIR, block_chunk, class_array, constants_used, load_constants, parameter_specs,
-                                   resolve_constant, unknown_params)
+from .carbon_sequestration import (
+    PARAMETER_DIR,
+    block_chunk,
+    class_array,
+    constants_used,
+    load_constants,
+    parameter_specs,
+    resolve_constant,
+    unknown_params,
+)
 
 CONSTANTS_FILE = PARAMETER_DIR / "water_purification.yaml"
 CAPACITY_TABLE = PARAMETER_DIR / "water_purification_capacity.csv"

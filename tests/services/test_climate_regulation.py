@@ -102,7 +102,7 @@ def test_bad_daily_table_named(tmp_zh):
 @pytest.mark.usefixtures("shared_data")
 def test_wuhan_2013_hot_days_from_ghcnd(shared_data):
     df = pd.read_csv(shared_data / "real" / "wuhan_ghcnd_57494" / "wuhan_57494_daily_2010_2020.csv")
-    hot, have, missing = hot_day_fractions(pd.to_datetime(df["date"]).to_numpy().astype("datetime64[D]"),
+    hot, _have, missing = hot_day_fractions(pd.to_datetime(df["date"]).to_numpy().astype("datetime64[D]"),
                                            df["tavg_degC"].to_numpy(), 2013)
     # TAVG is complete in 2013 (README); 91 days above 26 °C: May 6, Jun 17, Jul 30, Aug 30, Sep 8
     assert missing == 0 and hot.sum() == 91 and hot[6] == 30 and hot[7] == 30

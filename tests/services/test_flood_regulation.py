@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 import shapely
 
-from ecoraster.kernels.wetland import lake_storage_m3, marsh_storage_m3, reservoir_storage_m3
+from ecoraster.kernels.wetland import (
+    lake_storage_m3,
+    marsh_storage_m3,
+    reservoir_storage_m3,
+)
 from ecoraster.run import execute_run, validate_run
 from ecoraster.waterbodies import derive_bodies
 
@@ -86,7 +90,7 @@ def _qilihai_like(tmp):
 
 
 def test_service_qilihai_like_by_hand(tmp_zh):
-    eco, datasets = _qilihai_like(tmp_zh)
+    _eco, datasets = _qilihai_like(tmp_zh)
     cfg = write_run(tmp_zh, "flood_regulation", datasets,
                     {"ecosystem": "eco", "named_bodies": "named", "zones": "towns"}, year=2020)
     assert validate_run(cfg) == []
@@ -117,7 +121,7 @@ def test_service_qilihai_like_by_hand(tmp_zh):
 
 
 def test_open_water_as_reservoir_and_bad_named_body(tmp_zh):
-    eco, datasets = _qilihai_like(tmp_zh)
+    _eco, datasets = _qilihai_like(tmp_zh)
     cfg = write_run(tmp_zh, "flood_regulation", datasets, {"ecosystem": "eco"},
                     params={"body_class_types": {41: "marsh", 42: "reservoir", 43: "pond"}, "min_area_km2": 0.001})
     res = execute_run(cfg, tmp_zh / "ws").services["flood_regulation"]
@@ -133,7 +137,7 @@ def test_open_water_as_reservoir_and_bad_named_body(tmp_zh):
 
 
 def test_analyst_polygon_merges_and_overrides(tmp_zh):
-    eco, datasets = _qilihai_like(tmp_zh)
+    _eco, datasets = _qilihai_like(tmp_zh)
     x0, y0 = TEST_ORIGIN
     # a polygon over the open water (rows 12-17, cols 2-7) and the 2-px pond (row 15, cols 15-16): one named
     # reservoir of 36 + 2 = 38 px with a given capacity; the marsh and the point-less reservoir stay derived

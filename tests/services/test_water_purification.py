@@ -9,8 +9,8 @@ import pytest
 from ecoraster.kernels.wetland import cap_factors
 from ecoraster.run import execute_run, validate_run
 
-from .test_flood_regulation import _qilihai_like
 from ._helpers import read, write_run
+from .test_flood_regulation import _qilihai_like
 
 ND = -9999.0
 
@@ -27,7 +27,7 @@ def _towns(tmp, datasets, loads_csv):
 
 
 def test_townships_capped_by_hand_and_sum_to_units(tmp_zh):
-    eco, datasets = _qilihai_like(tmp_zh)
+    _eco, datasets = _qilihai_like(tmp_zh)
     datasets = _towns(tmp_zh, datasets, "unit_id,pollutant,load_t\nT1,cod,2.124\nT2,cod,10\nT2,tp,0.0033\n")
     cfg = write_run(tmp_zh, "water_purification", datasets, {"ecosystem": "eco", "loads": "loads", "units": "towns"},
                     params={"unit_id_field": "code", "pollutants": ["cod", "tp"]}, year=2020)
@@ -58,7 +58,7 @@ def test_townships_capped_by_hand_and_sum_to_units(tmp_zh):
 
 
 def test_region_cap_from_scalar_and_bad_inputs(tmp_zh):
-    eco, datasets = _qilihai_like(tmp_zh)
+    _eco, datasets = _qilihai_like(tmp_zh)
     cfg = write_run(tmp_zh, "water_purification", datasets, {"ecosystem": "eco", "load_cod": 1.0, "load_nh3n": 100.0,
                                                                 "load_tp": 0.0})
     res = execute_run(cfg, tmp_zh / "ws").services["water_purification"]

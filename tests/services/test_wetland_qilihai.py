@@ -26,7 +26,7 @@ WATER_KWH_M3 = 1000 * 2450 / 3600 + 120
 
 
 def _run(tmp):
-    eco, datasets = _qilihai_like(tmp)
+    _eco, datasets = _qilihai_like(tmp)
     x0, y0 = TEST_ORIGIN
     gpd.GeoDataFrame({"gb": ["120117"], "name": ["宁河区"]}, geometry=[shapely.box(x0, y0 - 600, x0 + 600, y0)],
                      crs=TEST_CRS).to_file(tmp / "district.gpkg", layer="district")
