@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..context import ServiceContext
-from ..engine import map_blocks_with_area
+from ..engine import map_blocks
 from ..errors import EcorasterError
 from ..kernels.lookup import build_lut, difference, lookup_times_area
-from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ServiceResult, ServiceSpec, When
 from ..tables import check_codes, lookup_arrays, unique_counts
 
 POOLS = ("C_above", "C_below", "C_soil", "C_dead")
@@ -30,7 +30,13 @@ SPEC = ServiceSpec(
     about="Carbon stock in four pools per land-cover class × pixel area, and its change "
           "between a baseline and an alternate land cover.",
     category="存量",
-    methods=("invest_carbon",),
+    methods=(
+        MethodSpec(id="invest_carbon", about="pools per class × pixel area (InVEST Carbon)",
+                   required_inputs=("lulc_bas", "carbon_pools"), optional_inputs=("lulc_alt",),
+                   outputs=("c_storage_bas", "c_storage_alt", "c_change"),
+                   created_if={"c_storage_alt": When(inputs=("lulc_alt",)),
+                               "c_change": When(inputs=("lulc_alt",))}),
+    ),
     reference="InVEST User's Guide, Carbon Storage and Sequestration; pools in Mg C/ha per class",
     inputs=(
         InputSpec(id="lulc_bas", kind="raster", about="baseline land-use / land-cover classes",
@@ -46,10 +52,10 @@ SPEC = ServiceSpec(
                    about="carbon storage, baseline, per pixel", per="pixel", nodata=NODATA, values="per_class"),
         OutputSpec(id="c_storage_alt", filename="c_storage_alt.tif", units="Mg C",
                    about="carbon storage, alternate, per pixel", per="pixel", nodata=NODATA,
-                   created_if="lulc_alt", values="per_class"),
+                   values="per_class"),
         OutputSpec(id="c_change", filename="c_change_bas_alt.tif", units="Mg C",
                    about="carbon storage change, alternate − baseline, per pixel", per="pixel",
-                   nodata=NODATA, created_if="lulc_alt", values="per_class"),
+                   nodata=NODATA, values="per_class"),
     ),
 )
 
@@ -102,8 +108,8 @@ def storage(ctx: ServiceContext, lulc_id: str, codes: np.ndarray, density: np.nd
     lulc = ctx.raster(lulc_id, dtype="int64")
     offset, table, known = build_lut(codes, density)
     lut = (offset, table, known, codes, density)
-    return map_blocks_with_area(_storage_block, lulc.data, grid=ctx.grid, dtype=np.float32,
-                                lulc_nodata=int(lulc.attrs["nodata"]), lut=lut)
+    return map_blocks(_storage_block, lulc.data, grid=ctx.grid, dtype=np.float32,
+                      lulc_nodata=int(lulc.attrs["nodata"]), lut=lut)
 
 
 def compute(ctx: ServiceContext) -> ServiceResult:
@@ -112,10 +118,9 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     arrays = {"c_storage_bas": storage(ctx, "lulc_bas", codes, density)}
     if ctx.has("lulc_alt"):
         arrays["c_storage_alt"] = storage(ctx, "lulc_alt", codes, density)
-        arrays["c_change"] = arrays["c_storage_alt"].map_blocks(
-            lambda a, b: _difference_block(b, a), arrays["c_storage_bas"], dtype=np.float32)
+        arrays["c_change"] = map_blocks(_difference_block, arrays["c_storage_bas"], arrays["c_storage_alt"])
     records = ctx.write(arrays)
     result = ServiceResult(service=SPEC.id, outputs=records)
     for out_id, rec in records.items():
         result.totals[f"{out_id}_total"] = (rec.total, "Mg C")
-    return result
+    return ctx.checked(result)
