@@ -5,8 +5,8 @@ each row of its block (``row_area_m2``, 1-D float64, m²), which this module pas
 it is given the ``grid``; that keeps kernels exact on geographic grids, where the pixel area
 changes with latitude. Every block loop of the services goes through one of three calls:
 
-``map_blocks(func, *arrays, grid=None, n_out=1, dtype=float32, in_nodata=None, out_nodata=None, **kw)``
-    ``func(*blocks, [row_area_m2=…,] **kw)`` returns one block (rows, cols), or a stack
+``map_blocks(func, *arrays, grid=None, n_out=1, dtype=float32, in_nodata=None, out_nodata=None, window=False, **kw)``
+    ``func(*blocks, [row_area_m2=…,] [window=((r0, r1), (c0, c1)),] **kw)`` returns one block (rows, cols), or a stack
     (n_out, rows, cols) for several outputs from one kernel call; the result is one lazy
     array, or a tuple of ``n_out`` lazy arrays (computed together — e.g. by
     ``ServiceContext.write`` — the kernel runs once per block)::
@@ -119,25 +119,33 @@ def map_blocks(
     dtype: Any = np.float32,
     in_nodata: Sequence[float | None] | None = None,
     out_nodata: float | None = None,
+    window: bool = False,
     **kwargs: Any,
 ) -> da.Array | tuple[da.Array, ...]:
-    """Apply ``func(*blocks, [row_area_m2=…,] **kwargs)`` block by block, lazily.
+    """Apply ``func(*blocks, [row_area_m2=…,] [window=…,] **kwargs)`` block by block, lazily.
 
     ``func`` returns a (rows, cols) block, or (n_out, rows, cols) when ``n_out`` > 1; the
     result is then a tuple of ``n_out`` lazy 2-D arrays sharing one kernel call per block.
-    ``row_area_m2`` (m² per pixel of each block row) is passed when ``grid`` is given.
+    ``row_area_m2`` (m² per pixel of each block row) is passed when ``grid`` is given;
+    ``window=((row0, row1), (col0, col1))``, the block's place in the array, when ``window``.
     """
     _check_chunks(arrays, "map_blocks")
     kernel = _masked(func, in_nodata, out_nodata)
     dtype = np.dtype(dtype)
     starts = _starts(arrays[0].chunks[0])
+    col_starts = _starts(arrays[0].chunks[1])
     areas = grid.row_areas_m2() if grid is not None else None
 
     def block(*blocks: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-        if areas is None:
+        if areas is None and not window:
             return kernel(*blocks, **kwargs)
-        i = block_info[0]["chunk-location"][0]
-        return kernel(*blocks, row_area_m2=areas[starts[i]:starts[i + 1]], **kwargs)
+        i, j = block_info[0]["chunk-location"][-2:]
+        extra: dict[str, Any] = {}
+        if areas is not None:
+            extra["row_area_m2"] = areas[starts[i]:starts[i + 1]]
+        if window:
+            extra["window"] = ((int(starts[i]), int(starts[i + 1])), (int(col_starts[j]), int(col_starts[j + 1])))
+        return kernel(*blocks, **extra, **kwargs)
 
     if n_out == 1:
         return da.map_blocks(block, *arrays, dtype=dtype, meta=np.empty((0, 0), dtype=dtype))

@@ -139,3 +139,15 @@ def test_map_overlap_depth_two_and_haloed_row_areas():
 
     got = map_overlap(rows_area, arr, depth=2, grid=grid, boundary=0.0, dtype=np.float64).compute()
     np.testing.assert_array_equal(got, np.broadcast_to(grid.row_areas_m2()[:, None], grid.shape))
+
+
+def test_map_blocks_window_gives_each_block_its_place():
+    arr = da.zeros((5, 7), chunks=(2, 3), dtype=np.int64)
+
+    def where(block, *, window):
+        (r0, r1), (c0, c1) = window
+        assert block.shape == (r1 - r0, c1 - c0)
+        return (np.arange(r0, r1)[:, None] * 100 + np.arange(c0, c1)[None, :]).astype(np.int64)
+
+    got = map_blocks(where, arr, window=True, dtype=np.int64).compute()
+    np.testing.assert_array_equal(got, np.arange(5)[:, None] * 100 + np.arange(7)[None, :])

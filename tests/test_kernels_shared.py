@@ -55,7 +55,7 @@ def test_one_ndvi_fvc_lai_relation():
     # FVC = (NDVI − 0.05) / 0.81: 0, 0.5, 1 → capped 0.95; LAI = −ln(1 − FVC) / 0.5
     expected = [0.0, -math.log(0.5) / 0.5, -math.log(0.05) / 0.5, -math.log(0.05) / 0.5]
     np.testing.assert_allclose(out[0, :4], expected, rtol=1e-5, atol=1e-6)  # float32 NDVI 0.05 ≠ 0.05
-    assert np.isnan(out[0, 4]) and out.max() == pytest.approx(5.991465, rel=1e-6)  # LAI ≤ 6.0
+    assert np.isnan(out[0, 4]) and np.nanmax(out) == pytest.approx(5.991465, rel=1e-6)  # LAI ≤ 6.0
     fvc = np.array([[0.5, 0.97, 1.0, -0.1, np.nan]], dtype=np.float32)
     lai = lai_from_fvc(fvc, 0.5, 0.95)
     np.testing.assert_allclose(lai[0, :4], [-math.log(0.5) / 0.5, 5.991465, 5.991465, 0.0], rtol=1e-5)

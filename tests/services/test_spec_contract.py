@@ -250,3 +250,32 @@ def test_getspec_lists_table_parameters_with_values():
     assert p.default == "nep" and p.by_profile == {"lyt1721": "npp"} and p.confidence == "◐"
     assert yaml.safe_load(spec.model_dump_json())["methods"][0]["created_if"] == {
         "o2": {"inputs": [], "params": {"oxygen_release": True}}}
+
+
+def test_water_balance_compute_ctx_directly_two_outputs_one_kernel(tmp_zh, raster_writer):
+    from ecoraster.services import water_conservation
+
+    from ._helpers import write_run
+
+    raster_writer(tmp_zh / "eco.tif", np.array([[11, 42], [52, 11]], np.uint8), nodata=255)
+    raster_writer(tmp_zh / "p.tif", np.full((2, 2), 1000.0, np.float32), nodata=-9999.0)
+    raster_writer(tmp_zh / "et.tif", np.array([[600, 1100], [900, 600]], np.float32), nodata=-9999.0)
+    (tmp_zh / "runoff.csv").write_text("code,alpha_pct,include\n11,2.67,1\n42,0,1\n52,,0\n", encoding="utf-8")
+    datasets = {"eco": {"kind": "raster", "uri": "eco.tif", "categorical": True},
+                "p": {"kind": "raster", "uri": "p.tif"}, "et": {"kind": "raster", "uri": "et.tif"},
+                "runoff": {"kind": "table", "uri": "runoff.csv"}}
+    cfg = write_run(tmp_zh, "water_conservation", datasets,
+                    {"ecosystem": "eco", "precipitation": "p", "aet": "et", "runoff_coefficients": "runoff"})
+    plan = load_plan(cfg)
+    out = tmp_zh / "out"
+    out.mkdir()
+    ctx = ServiceContext(spec=water_conservation.SPEC, grid=plan.grid, catalog=plan.catalog, out_dir=out,
+                         inputs=dict(plan.config.services["water_conservation"].inputs), chunk=1,
+                         profile="mee2020")
+    assert ctx.method_id == "water_balance" and water_conservation.validate(ctx) == []
+    res = water_conservation.compute(ctx)
+    # forest 11: (1000 − 1000 × 0.0267 − 600) mm × 900 m² × 10⁻³ = 335.97 m³, two pixels = 671.94 m³
+    # lake 42: 1000 − 0 − 1100 = −100 mm → 0 m³, clipped 100 × 0.9 = 90 m³; cropland 52 excluded → 0
+    assert res.totals["water_conservation_m3_total"][0] == pytest.approx(671.94, rel=1e-6)
+    assert res.totals["water_balance_clipped_m3_total"][0] == pytest.approx(90.0, rel=1e-6)
+    assert sorted(ctx.written) == ["water_balance_clipped_m3", "water_conservation_m3"]
