@@ -230,7 +230,7 @@ class ServiceContext:
         for this request (``created_if`` applied) is in it, and nothing undeclared is.
         Raises :class:`ServiceError` listing every mismatch (a bug of the service)."""
         method = self.method_spec
-        expected = expected_outputs(method, self.has, self.param)
+        expected = expected_outputs(self.spec, method, self.has, self.param)
         problems = output_problems(self.spec, method, expected, list(result.outputs))
         if problems:
             raise ServiceError(f"{self.spec.id} (method {method.id}): " + "; ".join(problems))

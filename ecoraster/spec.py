@@ -143,6 +143,10 @@ class OutputSpec(_Frozen):
     nodata: float = -9999.0
     product: str | None = None
     values: Literal["continuous", "per_class"] = "continuous"
+    #: Deprecated prose condition of the services written before :class:`MethodSpec`; an output
+    #: with one is allowed but never *expected* by :func:`expected_outputs`. Declare a
+    #: structured ``MethodSpec.created_if`` instead.
+    created_if: str | None = None
     #: For outputs written once per item of the data (e.g. per product of a statistics
     #: table): the template of the written ids, ``{name}`` standing for any text, e.g.
     #: ``"{product}_value"``. Such outputs are never *expected*, only allowed.
@@ -196,6 +200,29 @@ class ServiceSpec(_Frozen):
     inputs: tuple[InputSpec, ...] = ()
     parameters: tuple[ParameterSpec, ...] = ()
     outputs: tuple[OutputSpec, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _methods_given_as_names(cls, data: Any) -> Any:
+        """Services written before :class:`MethodSpec` name their methods only
+        (``methods=("a", "b")``): each becomes a method needing the required inputs and
+        writing every output (the service then checks its own per-method inputs)."""
+        if not isinstance(data, dict) or not any(isinstance(m, str) for m in data.get("methods", ())):
+            return data
+
+        def field(obj: Any, name: str, default: Any = None) -> Any:
+            return obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
+
+        inputs = data.get("inputs", ())
+        required = tuple(field(i, "id") for i in inputs if field(i, "required", True))
+        optional = tuple(field(i, "id") for i in inputs if not field(i, "required", True))
+        params = tuple(field(p, "id") for p in data.get("parameters", ()))
+        outputs = tuple(field(o, "id") for o in data.get("outputs", ()))
+        data = dict(data)
+        data["methods"] = tuple(
+            MethodSpec(id=m, required_inputs=required, optional_inputs=optional, parameters=params, outputs=outputs)
+            if isinstance(m, str) else m for m in data["methods"])
+        return data
 
     @model_validator(mode="after")
     def _references_known(self) -> ServiceSpec:
@@ -395,12 +422,15 @@ def check_request(spec: ServiceSpec, method: str | None, profile: str | None, gi
     return issues
 
 
-def expected_outputs(method: MethodSpec, given: Callable[[str], bool],
+def expected_outputs(spec: ServiceSpec, method: MethodSpec, given: Callable[[str], bool],
                      param: Callable[[str], Any]) -> set[str]:
-    """Ids of the outputs the method must write for this request (``created_if`` applied)."""
+    """Ids of the outputs the method must write for this request (``created_if`` applied;
+    an output with only a deprecated prose ``OutputSpec.created_if`` is never expected)."""
     out = set()
     for out_id in method.outputs:
         when = method.created_if.get(out_id)
+        if when is None and spec.output(out_id).created_if is not None:
+            continue
         if when is None or when.holds(given, param):
             out.add(out_id)
     return out

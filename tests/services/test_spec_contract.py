@@ -279,3 +279,15 @@ def test_water_balance_compute_ctx_directly_two_outputs_one_kernel(tmp_zh, raste
     assert res.totals["water_conservation_m3_total"][0] == pytest.approx(671.94, rel=1e-6)
     assert res.totals["water_balance_clipped_m3_total"][0] == pytest.approx(90.0, rel=1e-6)
     assert sorted(ctx.written) == ["water_balance_clipped_m3", "water_conservation_m3"]
+
+
+def test_a_service_written_before_method_specs_still_registers():
+    legacy = ServiceSpec(
+        id="legacy", name="l", name_zh="l", about="l", category="存量", methods=("a", "b"),
+        inputs=(InputSpec(id="x", kind="raster", about="x"), InputSpec(id="y", kind="raster", about="y", required=False)),
+        outputs=(OutputSpec(id="o", filename="o.tif", about="o", units="1"),
+                 OutputSpec(id="p", filename="p.tif", about="p", units="1", created_if="method == b")))
+    assert legacy.method_ids == ("a", "b") and legacy.method("b").required_inputs == ("x",)
+    ctx = ServiceContext(spec=legacy, grid=None, catalog=None, out_dir=Path("."), inputs={"x": "x"}, method="b")
+    ctx.checked(_result("o"))          # p has only a prose condition: allowed, not expected
+    ctx.checked(_result("o", "p"))
