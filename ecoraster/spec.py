@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 InputKind = Literal["raster", "vector", "table", "scalar"]
 Confidence = Literal["✔", "◐", "✱"]
 ParamType = Literal["number", "integer", "bool", "string", "mapping", "list", "any"]
+Resampling = Literal["nearest", "mode", "bilinear", "cubic", "average", "sum", "min", "max"]
 #: The method id of a service that declares no methods (one implicit method).
 DEFAULT_METHOD = "default"
 
@@ -52,7 +53,7 @@ class InputSpec(_Frozen):
     units: str | None = None
     required: bool = True
     categorical: bool = False
-    resampling: str | None = None
+    resampling: Resampling | None = None
     columns: dict[str, str] | None = None  # table: column -> units
 
 
