@@ -212,7 +212,10 @@ def map_overlap(
     the halo is trimmed off. ``row_area_m2`` has one entry per haloed row. The result has
     the chunks of the inputs and equals ``func`` applied to the whole (padded) array.
     Nodata masking (``in_nodata`` / ``out_nodata``) tests each pixel itself, not its
-    neighbours: a kernel decides what a nodata neighbour means.
+    neighbours: a kernel decides what a nodata neighbour means. A constant ``boundary`` must
+    be representable in every input's dtype (NaN for float DEMs; the nodata code for class
+    rasters). Chunks smaller than ``depth`` are merged for the computation; the result has
+    the inputs' chunks again.
     """
     _check_chunks(arrays, "map_overlap")
     if depth < 1:

@@ -120,7 +120,7 @@ def read_landsat_c2l2(
     target = grid or Grid.from_raster(red_path)
     nir_dn = _aligned(nir_path, target, chunk, nodata=0)
     qa = _aligned(qa_pixel_path, target, chunk, nodata=1)  # QA fill is bit 0 = 1
-    clear = qa.data.map_blocks(kern.bits_clear, bit_mask, dtype=bool)
+    clear = map_blocks(kern.bits_clear, qa.data, bit_mask=bit_mask, dtype=bool)
     valid = clear & (red_dn.data >= lo) & (red_dn.data <= hi) & (nir_dn.data >= lo) & (nir_dn.data <= hi)
     red = (red_dn.data.astype(np.float32) * np.float32(scaling[0][0]) + np.float32(scaling[0][1]))
     nir = (nir_dn.data.astype(np.float32) * np.float32(scaling[1][0]) + np.float32(scaling[1][1]))
@@ -179,7 +179,7 @@ def read_sentinel2_l2a(
     target = grid or Grid.from_raster(red_path)
     nir_dn = _aligned(nir_path, target, chunk, nodata=0)
     scl = _aligned(scl_path, target, chunk, nodata=0)
-    valid = scl.data.map_blocks(kern.class_in_set, keep_lut, dtype=bool) & (red_dn.data > 0) & (nir_dn.data > 0)
+    valid = map_blocks(kern.class_in_set, scl.data, keep_lut=keep_lut, dtype=bool) & (red_dn.data > 0) & (nir_dn.data > 0)
     red = (red_dn.data.astype(np.float32) + np.float32(offsets[0])) / np.float32(quant)
     nir = (nir_dn.data.astype(np.float32) + np.float32(offsets[1])) / np.float32(quant)
     return _dataset(red, nir, valid, target, {"sensor": "Sentinel-2 L2A", "processing_baseline": processing_baseline,
@@ -230,14 +230,14 @@ def _like(ds_var: xr.DataArray, data, name: str, units: str, **attrs) -> xr.Data
 
 def ndvi(ds: xr.Dataset) -> xr.DataArray:
     """NDVI (unitless, float32, NaN where invalid) of a reader's Dataset (Rouse et al. 1974)."""
-    data = da.map_blocks(kern.ndvi_block, ds["red"].data, ds["nir"].data, ds["valid"].data, dtype=np.float32)
+    data = map_blocks(kern.ndvi_block, ds["red"].data, ds["nir"].data, ds["valid"].data)
     return _like(ds["red"], data, "ndvi", "1", source=ds.attrs.get("source", ""))
 
 
 def savi(ds: xr.Dataset, soil_l: float | None = None) -> xr.DataArray:
     """SAVI with soil factor ``soil_l`` (default 0.5 from ``lai_ndvi.yaml``; Huete 1988)."""
     soil_l = float(load_parameters("lai_ndvi")["metric_savi"]["savi_l"]["value"] if soil_l is None else soil_l)
-    data = da.map_blocks(kern.savi_block, ds["red"].data, ds["nir"].data, ds["valid"].data, soil_l, dtype=np.float32)
+    data = map_blocks(kern.savi_block, ds["red"].data, ds["nir"].data, ds["valid"].data, soil_l=soil_l)
     return _like(ds["red"], data, "savi", "1", soil_l=soil_l)
 
 
