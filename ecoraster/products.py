@@ -210,6 +210,14 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
     sources = {pid: pc.source for pid, pc in cols.items()}
     written: dict[str, Path] = {}
     report: dict[str, Any] = {"notes": notes, "zone_sets": {}}
+    missing = profile.missing(frozenset(cols))
+    if missing:
+        report["missing_products"] = missing
+        notes.append(f"profile {profile.id} counts {len(missing)} product(s) this run did not compute (GEP "
+                     f"excludes them): {'; '.join(missing)}")
+    if profile.net_of_external:
+        notes.append(f"profile {profile.id} counts net of products from outside the region: "
+                     + "; ".join(f"{k}: {v}" for k, v in profile.net_of_external.items()))
 
     # the whole region: raster totals
     region_qty = pd.DataFrame({pid: [pc.qty_total if pc.qty_total is not None else np.nan] for pid, pc in cols.items()},
