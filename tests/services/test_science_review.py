@@ -94,8 +94,12 @@ def test_ndvi_min_is_bare_soil_not_the_class_minimum():
 
 def test_emax_override_per_region(tmp_zh):
     # evergreen 11 with εmax 0.475 (declared for Wuhan's pine/fir-dominated 常绿林) instead of 0.985
+    # NPP = 5000 × FPAR(0.5; 0.023, 0.676) × 0.5 × 0.9875 × 0.993405 × 0.75 × 0.475 g C m⁻²
+    from ecoraster.kernels.casa import fpar
+
     res = _casa_run(tmp_zh, np.array([[11]], np.uint8), np.array([[0.5]]), {"emax_override": {11: 0.475}})
-    assert read(res.outputs["npp"].path)[0, 0] == pytest.approx(NPP_PER_EMAX * 0.475 * T_PER_G, rel=1e-5)
+    npp_g = 5000 * fpar(0.5, 0.023, 0.676, 0.001, 0.95, 0.5) * 0.5 * 0.9875 * 0.993405 * 0.75 * 0.475
+    assert read(res.outputs["npp"].path)[0, 0] == pytest.approx(npp_g * T_PER_G, rel=1e-5)
     assert any("Rh" in n and "climate" in n for n in res.notes)      # the Rh choice is stated
 
 
