@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from shapely.geometry import box
 
-from ecoraster.catalogue import load_products, load_profile
+from ecoraster.standards import load_products, load_profile
 from ecoraster.run import execute_run
-from ecoraster.valuation import CPI, PriceTable, rebase
+from ecoraster.prices import CPI, PriceTable, rebase
 
 from ..conftest import REPO, TEST_CRS, TEST_ORIGIN
 from .conftest import setup_run
@@ -148,7 +148,7 @@ def test_sensitivity_low_central_high_per_product_and_zone(run):
     from ecoraster.sensitivity import run_sensitivity
 
     table = run_sensitivity(ws)
-    row = table.query("unit_set == 'region' and product == 'oxygen_release'").iloc[0]
+    row = table.query("zone_set == 'region' and product == 'oxygen_release'").iloc[0]
     assert row["low"] <= row["central"] <= row["high"]
     assert row["central"] == pytest.approx(35 * 2 * 1000.0, rel=1e-6)
     assert (ws / "products" / "sensitivity.csv").is_file()
