@@ -145,7 +145,7 @@ def test_run_json_lists_the_stand_in_inputs(run):
 # --- finding 11: sensitivity --------------------------------------------------------------------------------
 def test_sensitivity_low_central_high_per_product_and_zone(run):
     _res, ws = run
-    from ecoraster.sensitivity import run_sensitivity
+    from ecoraster.accounting.sensitivity import run_sensitivity
 
     table = run_sensitivity(ws)
     row = table.query("zone_set == 'region' and product == 'oxygen_release'").iloc[0]
