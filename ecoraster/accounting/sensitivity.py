@@ -110,4 +110,17 @@ def run_sensitivity(workspace: str | Path, ranges_path: Path = RANGES) -> pd.Dat
     return out
 
 
-__all__ = ["run_sensitivity", "quantity_ranges", "price_range"]
+def gep_range_by_zone(sensitivity: pd.DataFrame) -> pd.DataFrame:
+    """GEP low / high per zone (counted products), with and without the contested ones (CNY)."""
+    keys = ["zone_set", "zone_id"]
+    counted = sensitivity[sensitivity["counted"].astype(bool)].copy()
+    for c in ("low", "high"):
+        counted[c] = counted[c].fillna(0.0)
+    kept = counted[~counted["contested"].astype(bool)]
+    out = pd.concat([counted.groupby(keys)[["low", "high"]].sum().add_prefix("gep_").add_suffix("_cny"),
+                     kept.groupby(keys)[["low", "high"]].sum().add_prefix("gep_excl_contested_").add_suffix("_cny")],
+                    axis=1).fillna(0.0)
+    return out.reset_index()
+
+
+__all__ = ["run_sensitivity", "quantity_ranges", "price_range", "gep_range_by_zone"]

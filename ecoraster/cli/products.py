@@ -76,7 +76,16 @@ def register(app: typer.Typer) -> None:
         if zone:
             cat = cat[cat["zone_id"].isin(zone)]
         if gep:
-            _show(gep_by_zone(cat), as_json)
+            table = gep_by_zone(cat)
+            sens = workspace / "products" / "sensitivity.csv"
+            if sens.is_file():  # the range of `eco sensitivity` / `eco run --sensitivity`
+                import pandas as pd
+
+                from ..accounting.sensitivity import gep_range_by_zone
+
+                ranges = gep_range_by_zone(pd.read_csv(sens, encoding="utf-8-sig", dtype={"zone_id": str}))
+                table = table.astype({"zone_id": str}).merge(ranges, on=["zone_set", "zone_id"], how="left")
+            _show(table, as_json)
         elif level in (1, 2):
             _show(summarise(cat, level), as_json)
         else:
