@@ -210,7 +210,7 @@ def zonal(
 
 
 #: Modules that add their own commands with ``register(app)`` (products, queries, flows …).
-_COMMAND_MODULES = ("cli_ingest", "cli_products", "cli_query", "cli_flows")
+_COMMAND_MODULES = ("cli_ingest", "cli_products", "cli_query", "cli_flows", "cli_reports")
 
 
 def _register_command_modules() -> None:
