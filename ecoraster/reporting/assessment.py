@@ -145,8 +145,12 @@ def assess(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLike | R
         lc = np.asarray(landcover_array(ws).data.compute())
         areas = class_area_by_zone(labels, lc, len(zones), eco_classes, px)
         t[f"eco_land_ha_{tag}"] = areas["class_area_ha"].to_numpy()
+        if tag == "b":
+            t["area_ha_accounted"] = areas["area_ha_landcover"].to_numpy()
     t["eco_land_change_ha"] = t["eco_land_ha_b"] - t["eco_land_ha_a"]
-    t["gep_per_km2"] = t["gep_b_const"] / (t["area_ha"] / 100.0).where(t["area_ha"] > 0)
+    # per km² of the area the run accounted (land cover inside the run grid): a zone that the grid
+    # only partly covers is not diluted by its area outside the grid
+    t["gep_per_km2"] = t["gep_b_const"] / (t["area_ha_accounted"] / 100.0).where(t["area_ha_accounted"] > 0)
     if gdp is not None:
         gdp_s = read_gdp(gdp, zones)
         t["gdp_cny"] = t["zone_id"].map(gdp_s)
@@ -193,6 +197,7 @@ def write_assessment(res: AssessmentResult, out_dir: str | os.PathLike) -> dict[
                                    digits={"weight": 3, "weight_used": 3}))]
     notes = [f"不变价：{res.meta['constant_price_year']} 年价格（CPI 折算）。",
              "生态用地：按像元中心统计的生态类型面积（类别见指标表配置）。",
+             "单位面积 GEP：按核算范围内（栅格覆盖、有土地覆被）的面积计算（area_ha_accounted）。",
              "未提供 GDP 表时不计算 GEP/GDP，其权重按比例分配给其余指标。" if not res.meta.get("gdp") else ""]
     meta = {"分区": res.zone_set, "基期": res.meta["year_a"], "评估期": res.meta["year_b"], "指标表": res.meta["indicators"]}
     files["html"].write_text(H.page(f"生态产品总值（GEP）考核评估：{res.zone_set}", sections, meta=meta, notes=notes),

@@ -35,7 +35,7 @@ from .change import compare_runs, landcover_array, landcover_transitions, named_
 from .zones import pixel_area_m2, read_window, zone_window
 
 #: Words in a run note that mark a clipped / capped / left-out item.
-CLIPPED_WORDS = ("clip", "negative", "cap", "not counted", "no price", "unpriced", "left out", "ignored")
+CLIPPED_WORDS = ("clipped", "capped", "not counted", "no price", "unpriced", "left out", "ignored", "not subtracted")
 
 
 @dataclass
@@ -76,7 +76,7 @@ def carbon_stock_change(ws: RunWorkspace, geom) -> pd.DataFrame:
     if inputs is None:
         return pd.DataFrame(columns=["item", "landcover", "value", "unit"])
     labels = {"c_storage_bas": inputs.inputs.get("lulc_bas"), "c_storage_alt": inputs.inputs.get("lulc_alt"),
-              "c_change_bas_alt": f"{inputs.inputs.get('lulc_bas')} → {inputs.inputs.get('lulc_alt')}"}
+              "c_change": f"{inputs.inputs.get('lulc_bas')} → {inputs.inputs.get('lulc_alt')}"}
     win, mask = zone_window(geom, ws.grid)
     for oid, lc in labels.items():
         path = wio.raster_output(ws, "carbon_storage", oid)
@@ -150,6 +150,10 @@ PRODUCT_HEADERS = {"name_zh": "产品", "level1": "一级分类", "quantity_unit
                    "value_change_const_pct": "变化率", "contested": "争议项"}
 
 
+def _pct_text(x) -> str:
+    return "" if x is None or not np.isfinite(x) else f"{100.0 * x:.2f} %"
+
+
 def write_audit(res: AuditResult, out_dir: str | os.PathLike) -> dict[str, Path]:
     """``audit_<unit>.html`` (printable) and ``audit_<unit>.xlsx``."""
     out = Path(out_dir)
@@ -161,8 +165,8 @@ def write_audit(res: AuditResult, out_dir: str | os.PathLike) -> dict[str, Path]
     summary = pd.DataFrame([
         {"指标": "GEP 期初 (元)", "值": g.get("gep_a_const")}, {"指标": "GEP 期末 (元)", "值": g.get("gep_b_const")},
         {"指标": "GEP 变化 (元)", "值": g.get("gep_change_const")},
-        {"指标": "GEP 增长率", "值": g.get("gep_growth_rate")},
-        {"指标": "不含争议项 GEP 增长率", "值": g.get("gep_excl_contested_growth_rate")}])
+        {"指标": "GEP 增长率", "值": _pct_text(g.get("gep_growth_rate"))},
+        {"指标": "不含争议项 GEP 增长率", "值": _pct_text(g.get("gep_excl_contested_growth_rate"))}])
     matrix = named_matrix(res.transitions) if not res.transitions.empty else pd.DataFrame()
     sections = [
         ("一、GEP 变化（不变价）", f"<p>{year} 年不变价，任期 {res.start_year}–{res.end_year}。</p>" + H.table(summary)),

@@ -174,6 +174,9 @@ def table(df: pd.DataFrame, *, headers: dict[str, str] | None = None, digits: di
         cells = []
         for c, v in zip(d.columns, rec):
             num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            if num and "year" in str(c) and isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v):
+                cells.append(f"<td>{int(v)}</td>")  # a year: no thousands separator
+                continue
             cells.append(f"<td class=\"num\">{fmt(v, digits.get(c, 2))}</td>" if num else f"<td>{fmt(v)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -190,7 +193,8 @@ def page(title: str, sections: list[tuple[str, str]], *, meta: dict[str, Any] | 
              f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     if meta:
         parts.append("<table class=\"meta\">" + "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td>{fmt(v)}</td></tr>" for k, v in meta.items()) + "</table>")
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
+                     + "</table>")
     for heading, body in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
     all_notes = [n for n in (notes or []) if n] + ([font_note()] if font_note() else [])

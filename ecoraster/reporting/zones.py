@@ -34,7 +34,7 @@ def zone_window(geom, grid: Grid) -> tuple[Window, np.ndarray]:
     r0, c0 = max(0, int(w.row_off)), max(0, int(w.col_off))
     r1, c1 = min(rows, int(w.row_off + w.height) + 1), min(cols, int(w.col_off + w.width) + 1)
     win = Window(c0, r0, max(0, c1 - c0), max(0, r1 - r0))
-    transform = grid.transform * grid.transform.translation(c0, r0)
+    transform = grid.transform @ grid.transform.translation(c0, r0)
     if win.width == 0 or win.height == 0:
         return win, np.zeros((0, 0), dtype=bool)
     mask = features.geometry_mask([geom], out_shape=(int(win.height), int(win.width)), transform=transform,

@@ -82,7 +82,7 @@ def make_run(root: Path, catalog: Path, *, year: int, lc_id: str, lc: np.ndarray
     services = {"svc": {"inputs": {"ecosystem": lc_id}}}
     if carbon_change is not None:
         cp = write_raster(root / "carbon_storage_change.tif", carbon_change.astype(np.float32), nodata=-9999.0, res=RES)
-        results["carbon_storage"] = {"outputs": {"c_change_bas_alt": {"path": str(cp), "units": "Mg C",
+        results["carbon_storage"] = {"outputs": {"c_change": {"path": str(cp), "units": "Mg C",
                                                                       "kind": "physical", "per": "pixel",
                                                                       "nodata": -9999.0}}, "notes": []}
         services["carbon_storage"] = {"inputs": {"lulc_bas": "lc_2005", "lulc_alt": "lc_2013"}}

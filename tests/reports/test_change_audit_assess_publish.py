@@ -105,7 +105,7 @@ def test_audit_unit(runs, tmp_path):
     assert res.transitions.loc[11, 52] == 2.0 and res.transitions.loc[51, 51] == 4.0
     assert res.transitions.to_numpy().sum() == 8.0  # the 8 ha of W
     carbon = res.carbon.set_index("item")
-    assert carbon.loc["c_change_bas_alt", "value"] == pytest.approx(-20.0)  # 2 px × −10 Mg C
+    assert carbon.loc["c_change", "value"] == pytest.approx(-20.0)  # 2 px × −10 Mg C
     # W: water A 800 m³ × 5, B (680) × 7 = 4760; oxygen 8 t × 1000
     assert res.gep["gep_change_const"] == pytest.approx(4760.0 + 8000.0 - (4000.0 + 8000.0) * F)
     # parcels in W: P1 (−) and P3; P1 lost most: 5960 − 6000 F
