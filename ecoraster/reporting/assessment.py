@@ -14,7 +14,6 @@ nominal of run B's year; GEP / GDP = GEP of B (nominal) / GDP.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..errors import TableError
 from ..query.workspace import RunWorkspace
 from . import html as H
 from . import workspace_io as wio
+from .xlsx import about_sheet
 from .change import compare_runs, landcover_array
 from .zones import class_area_by_zone, label_raster, pixel_area_m2
 
@@ -202,8 +202,7 @@ def write_assessment(res: AssessmentResult, out_dir: str | os.PathLike) -> dict[
     meta = {"分区": res.zone_set, "基期": res.meta["year_a"], "评估期": res.meta["year_b"], "指标表": res.meta["indicators"]}
     files["html"].write_text(H.page(f"生态产品总值（GEP）考核评估：{res.zone_set}", sections, meta=meta, notes=notes),
                              encoding="utf-8")
-    about = pd.DataFrame({"key": list(res.meta), "value": [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
-                                                             else v for v in res.meta.values()]})
+    about = about_sheet(res.meta)
     with pd.ExcelWriter(files["xlsx"], engine="openpyxl") as xl:
         t.drop(columns=["geometry"], errors="ignore").to_excel(xl, sheet_name="排名", index=False)
         res.indicators.to_excel(xl, sheet_name="指标与权重", index=False)

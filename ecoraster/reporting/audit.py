@@ -18,7 +18,6 @@ Writes ``audit_<unit>.html`` (printable, A4) and ``audit_<unit>.xlsx``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from ..errors import QueryError
 from ..query.workspace import RunWorkspace
 from . import html as H
 from . import workspace_io as wio
+from .xlsx import about_sheet
 from .change import compare_runs, landcover_array, landcover_transitions, named_matrix
 from .zones import pixel_area_m2, read_window, zone_window
 
@@ -188,8 +188,7 @@ def write_audit(res: AuditResult, out_dir: str | os.PathLike) -> dict[str, Path]
     files = {"html": out / f"{stem}.html", "xlsx": out / f"{stem}.xlsx"}
     files["html"].write_text(H.page(f"{res.unit_name} 自然资源资产离任审计：生态产品与资源资产变化", sections, meta=meta),
                              encoding="utf-8")
-    about = pd.DataFrame({"key": list(res.meta), "value": [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
-                                                             else v for v in res.meta.values()]})
+    about = about_sheet(res.meta)
     with pd.ExcelWriter(files["xlsx"], engine="openpyxl") as xl:
         summary.to_excel(xl, sheet_name="GEP变化", index=False)
         res.products.to_excel(xl, sheet_name="分产品", index=False)

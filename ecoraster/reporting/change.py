@@ -39,6 +39,7 @@ import pandas as pd
 from ..errors import QueryError
 from ..query.workspace import RunWorkspace
 from . import workspace_io as wio
+from .xlsx import about_sheet
 
 #: Raster nodata of the difference rasters.
 DIFF_NODATA = -9999.0
@@ -371,9 +372,7 @@ def write_change(result: ChangeResult, out: Path) -> dict[str, Path]:
     sizes = result.gep.groupby("unit_set")["unit_id"].nunique()
     big = set(sizes[sizes > XLSX_MAX_ZONES].index)
     files["xlsx"] = out / "change.xlsx"
-    about = pd.DataFrame({"key": list(result.meta), "value": [json.dumps(v, ensure_ascii=False, default=str)
-                                                                if isinstance(v, (dict, list)) else v
-                                                                for v in result.meta.values()]})
+    about = about_sheet(result.meta)
     with pd.ExcelWriter(files["xlsx"], engine="openpyxl") as xl:
         result.gep[~result.gep["unit_set"].isin(big)].to_excel(xl, sheet_name="GEP变化", index=False)
         result.products[~result.products["unit_set"].isin(big)].to_excel(xl, sheet_name="产品变化", index=False)
