@@ -213,6 +213,12 @@ def read_sections(path_or_frame: str | os.PathLike | pd.DataFrame, scheme: Schem
     for col in ("upstream", "downstream", "district", "section_type"):
         if col in df.columns:
             df[col] = df[col].where(df[col].notna(), "").astype(str).str.strip()
+    if "upstream" in df.columns:
+        for i, text in enumerate(df["upstream"]):
+            try:
+                parse_shares(text)
+            except ValueError as exc:
+                raise TableError(f"{src}: row {_row(i)}: field 'upstream' = {text!r}: {exc}") from None
     df.attrs["source"] = src
     return df
 
@@ -359,12 +365,39 @@ def tianjin_ranking(df: pd.DataFrame, scheme: Scheme, notes: list[str]) -> pd.Da
     return d
 
 
+def parse_shares(text: str) -> list[tuple[str, float]]:
+    """Units and their shares of a liability: ``"甲"`` → [(甲, 1)]; ``"甲:0.6;乙:0.4"`` → the
+    shares given (pollution-contribution shares of the upstream districts, Jiangsu scheme);
+    shares must be > 0 and sum to 1."""
+    text = str(text).strip()
+    if ":" not in text and "：" not in text:
+        return [(text, 1.0)]
+    parts = []
+    for item in re.split(r"[;；]", text):
+        if not item.strip():
+            continue
+        name, _, share = item.replace("：", ":").partition(":")
+        try:
+            value = float(share)
+        except ValueError:
+            raise ValueError(f"share {share.strip()!r} of {name.strip()!r} is not a number") from None
+        if not value > 0:
+            raise ValueError(f"share of {name.strip()!r} = {value!r} must be > 0")
+        parts.append((name.strip(), value))
+    total = sum(v for _, v in parts)
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"shares sum to {total:g}, not 1")
+    return parts
+
+
 def _districts(sections: pd.DataFrame) -> pd.DataFrame:
-    """Per unit: payable (paid to others), receivable, net = receivable − payable (CNY)."""
+    """Per unit: payable (paid to others), receivable, net = receivable − payable (CNY). A payer
+    given as ``"甲:0.6;乙:0.4"`` pays those shares of the amount."""
     amt = sections["compensation_cny"].abs()
-    pay = amt.groupby(sections["payer"]).sum()
+    split = [(unit, a * share) for payer, a in zip(sections["payer"], amt) for unit, share in parse_shares(payer)]
+    pay = pd.Series([v for _, v in split], index=[u for u, _ in split], dtype="float64").groupby(level=0).sum()
     rec = amt.groupby(sections["payee"]).sum()
-    units = list(dict.fromkeys([*sections["payer"], *sections["payee"]]))
+    units = list(dict.fromkeys([*(u for u, _ in split), *sections["payee"]]))
     out = pd.DataFrame({"unit": units})
     out["payable_cny"] = out["unit"].map(pay).fillna(0.0).astype("float64")
     out["receivable_cny"] = out["unit"].map(rec).fillna(0.0).astype("float64")

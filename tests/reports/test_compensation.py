@@ -201,3 +201,15 @@ def test_transfer_cli(tmp_path):
     assert t.loc["乙", "weight"] == pytest.approx(0.75)
     table = transfer_table(p, 1_000_000.0, "gep_share")
     assert table["transfer_cny"].sum() == pytest.approx(1_000_000.0)
+
+
+def test_jiangsu_upstream_shares(tmp_path):
+    # the liability of a section split between two upstream districts by contribution shares 0.6 / 0.4:
+    # 137,800 + 150,000 = 287,800 → 甲 172,680, 乙 115,120
+    text = JIANGSU.replace("上游区", "甲:0.6;乙:0.4")
+    d = compute(_csv(tmp_path, text), "jiangsu").districts.set_index("unit")
+    assert d.loc["甲", "payable_cny"] == pytest.approx(172_680.0)
+    assert d.loc["乙", "payable_cny"] == pytest.approx(115_120.0)
+    assert d.loc["下游区", "receivable_cny"] == pytest.approx(287_800.0)
+    with pytest.raises(TableError, match="row 2: field 'upstream' = '甲:0.6;乙:0.3': shares sum to 0.9"):
+        compute(_csv(tmp_path, JIANGSU.replace("上游区", "甲:0.6;乙:0.3")), "jiangsu")
