@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import rasterio.windows
 
 from ..errors import QueryError
 from ..query.workspace import RunWorkspace
@@ -53,6 +54,23 @@ class AuditResult:
     notes: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    change_map: tuple[np.ndarray, tuple[float, float, float, float]] | None = None
+
+
+#: Categories of :func:`transition_categories`: code → (colour, label).
+CHANGE_LEGEND = {1: ("#d9d9d9", "未变化"), 2: ("#c0392b", "生态用地 → 非生态用地"),
+                 3: ("#27ae60", "非生态用地 → 生态用地"), 4: ("#f39c12", "其他类型变化")}
+
+
+def transition_categories(lc_a: np.ndarray, lc_b: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per pixel inside ``mask``: 1 unchanged, 2 ecological → not, 3 not → ecological, 4 other
+    change (ecological classes of ``configs/reporting/assessment.yaml``); 0 outside or nodata."""
+    from .assessment import load_indicators
+
+    eco = np.asarray(load_indicators()[1])
+    ea, eb = np.isin(lc_a, eco), np.isin(lc_b, eco)
+    out = np.where(lc_a == lc_b, 1, np.where(ea & ~eb, 2, np.where(~ea & eb, 3, 4)))
+    return np.where(mask & (lc_a != 0) & (lc_b != 0), out, 0).astype(np.uint8)
 
 
 def _unit_geometry(ws: RunWorkspace, zone_set: str, unit: str):
@@ -126,6 +144,8 @@ def audit(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLike | Ru
     lc_a, lc_b = read_window(landcover_array(a), win), read_window(landcover_array(b), win)
     matrix = landcover_transitions(lc_a, lc_b, pixel_area_m2(b.grid), mask=mask)
     carbon = carbon_stock_change(b, geom)
+    bounds = rasterio.windows.bounds(win, b.grid.transform)
+    change_map = transition_categories(lc_a, lc_b, mask)
     # parcels with the largest losses
     losses = pd.DataFrame()
     if "parcels" in set(ch.gep["unit_set"]) and wio.zone_table_path(b, "parcels").is_file():
@@ -141,7 +161,8 @@ def audit(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLike | Ru
             "pixel_rule": "land cover and carbon: pixel-centre rule; GEP: exact coverage fractions"}
     return AuditResult(unit=str(unit), unit_name=unit_name, zone_set=zone_set, start_year=a.year, end_year=b.year,
                        transitions=matrix, carbon=carbon, products=products.reset_index(drop=True), gep=gep,
-                       losses=losses.reset_index(drop=True), notes=_notes(a, b, products), meta=meta)
+                       losses=losses.reset_index(drop=True), notes=_notes(a, b, products), meta=meta,
+                       change_map=(change_map, (bounds[0], bounds[2], bounds[1], bounds[3])))
 
 
 PRODUCT_HEADERS = {"name_zh": "产品", "level1": "一级分类", "quantity_unit": "实物量单位", "quantity_a": "期初实物量",
@@ -173,7 +194,11 @@ def write_audit(res: AuditResult, out_dir: str | os.PathLike) -> dict[str, Path]
         ("二、分产品 GEP 变化", H.figure(H.bar_chart(prod["name_zh"].tolist(), (prod["value_change_const"] / 1e4).tolist(),
                                               title="分产品价值量变化", ylabel="万元", signed=True), "万元，不变价")
          + H.table(prod, headers=PRODUCT_HEADERS, digits={"value_change_const_pct": 4})),
-        ("三、土地覆被转移矩阵（公顷）", H.table(matrix, index=True, digits={}) if not matrix.empty else "<p>无数据</p>"),
+        ("三、土地覆被转移矩阵（公顷）", (H.figure(H.category_map(res.change_map[0], CHANGE_LEGEND,
+                                                         title=f"土地覆被变化 {res.start_year}–{res.end_year}",
+                                                         extent=res.change_map[1]), "按像元中心统计")
+                                if res.change_map is not None and res.change_map[0].size else "")
+         + (H.table(matrix, index=True, digits={}) if not matrix.empty else "<p>无数据</p>")),
         ("四、碳储量变化（存量，不计入 GEP）", H.table(res.carbon, headers={"item": "项目", "landcover": "土地覆被",
                                                                 "value": "值", "unit": "单位"})),
         ("五、损失最大的地块", H.table(res.losses, headers={"unit_id": "地块编号", "unit_name": "名称",

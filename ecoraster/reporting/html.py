@@ -150,6 +150,28 @@ def raster_map(path, *, title: str, legend: str, max_px: int = 600, diverging: b
     return _svg(fig)
 
 
+def category_map(codes: np.ndarray, legend: dict[int, tuple[str, str]], *, title: str,
+                 extent: tuple[float, float, float, float] | None = None) -> str:
+    """A map of small integer categories as inline SVG; ``legend``: code → (colour, label).
+    Codes not in ``legend`` are drawn white."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    plt = _matplotlib()
+    keys = sorted(legend)
+    index = np.full(codes.shape, len(keys), dtype=np.int16)
+    for i, k in enumerate(keys):
+        index[codes == k] = i
+    cmap = ListedColormap([legend[k][0] for k in keys] + ["#ffffff"])
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.imshow(index, cmap=cmap, vmin=0, vmax=len(keys), interpolation="nearest", extent=extent)
+    ax.legend(handles=[Patch(color=legend[k][0], label=legend[k][1]) for k in keys], loc="lower left", fontsize=8,
+              framealpha=0.9)
+    ax.set_title(title)
+    ax.set_axis_off()
+    return _svg(fig)
+
+
 def fmt(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return ""

@@ -114,9 +114,12 @@ def test_audit_unit(runs, tmp_path):
     assert set(res.losses["unit_id"]) <= {"P1", "P3"}
     kinds = set(res.notes["kind"])
     assert any("contested" in k for k in kinds) and any("clipped" in k for k in kinds)
+    # change map of W: row 0 forest → dry cropland (ecological → not: 2), the rest unchanged (1)
+    cats = res.change_map[0]
+    assert (cats == 2).sum() == 2 and (cats == 1).sum() == 6 and (cats == 3).sum() == 0
     files = write_audit(res, tmp_path / "audit")
     text = files["html"].read_text(encoding="utf-8")
-    assert "离任审计" in text and "<svg" in text and "@media print" in text
+    assert "离任审计" in text and text.count("<svg") >= 2 and "@media print" in text
     with pytest.raises(QueryError, match="--start-year 2006"):
         audit(a, b, "W", start_year=2006)
     with pytest.raises(QueryError, match="no zone_id 'X'"):
