@@ -36,11 +36,10 @@ import numpy as np
 import pandas as pd
 
 from . import yamlio
-from .catalogue import CONFIGS
+from .resources import config_path
 from .errors import ConfigError, TableError
 
 SCHEMES = ("jiangsu", "henan", "tianjin", "xinanjiang")
-SCHEME_DIR = CONFIGS / "compensation"
 
 #: t per (mg/L × m³): 1 mg/L = 1 g/m³, 1 t = 10⁶ g.
 TONNES_PER_MG_L_M3 = 1e-6
@@ -115,7 +114,7 @@ def load_scheme(name_or_path: str | os.PathLike) -> Scheme:
     if p.suffix.lower() not in (".yaml", ".yml"):
         if str(name_or_path) not in SCHEMES:
             raise ConfigError(f"--scheme = {name_or_path!r}: use one of {', '.join(SCHEMES)} or a YAML table")
-        p = SCHEME_DIR / f"{name_or_path}.yaml"
+        p = config_path("compensation", f"{name_or_path}.yaml")
     raw = yamlio.read_mapping(p, field="scheme")
     for key in ("id", "family", "version"):
         if key not in raw:

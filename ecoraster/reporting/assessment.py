@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import yamlio
-from ..catalogue import CONFIGS
+from ..resources import config_path
 from ..errors import TableError
 from ..query.workspace import RunWorkspace
 from . import html as H
@@ -32,7 +32,9 @@ from .xlsx import about_sheet
 from .change import compare_runs, landcover_array
 from .zones import class_area_by_zone, label_raster, pixel_area_m2
 
-INDICATORS_PATH = CONFIGS / "reporting" / "assessment.yaml"
+def indicators_path() -> Path:
+    """The shipped indicator table (or ``$ECORASTER_CONFIG_DIR``'s copy)."""
+    return config_path("reporting", "assessment.yaml")
 
 
 @dataclass
@@ -48,7 +50,7 @@ class AssessmentResult:
 
 def load_indicators(path: str | os.PathLike | None = None) -> tuple[pd.DataFrame, list[int], dict[str, Any]]:
     """The indicator table, the ecological-land classes and the table's header."""
-    p = Path(path) if path else INDICATORS_PATH
+    p = Path(path) if path else indicators_path()
     raw = yamlio.read_mapping(p, field="indicators")
     ind = pd.DataFrame(raw.get("indicators") or [])
     need = ["id", "column", "name_zh", "unit", "scale", "direction", "weight", "wording", "source", "confidence"]
@@ -126,14 +128,14 @@ def assess(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLike | R
     zones = zones.rename(columns={idc: "zone_id"})
     zones["zone_id"] = zones["zone_id"].astype(str)
     ch = compare_runs(a, b, price_year=price_year, rasters=False, transitions=False)
-    g = ch.gep[ch.gep["unit_set"] == zone_set].copy()
-    g["zone_id"] = g["unit_id"].astype(str)
+    g = ch.gep[ch.gep["zone_set"] == zone_set].copy()
+    g["zone_id"] = g["zone_id"].astype(str)
     t = zones[["zone_id", *(["name"] if "name" in zones.columns else []), "area_ha"]].merge(
-        g.drop(columns=["unit_set", "unit_id", "unit_name"]), on="zone_id", how="left")
+        g.drop(columns=["zone_set", "zone_name"]), on="zone_id", how="left")
     # regulating services: value (constant prices) and quantities by product
-    p = ch.products[(ch.products["unit_set"] == zone_set) & (ch.products["level1"] == "调节服务")
+    p = ch.products[(ch.products["zone_set"] == zone_set) & (ch.products["level1"] == "调节服务")
                     & ch.products["counted"]].copy()
-    p["zone_id"] = p["unit_id"].astype(str)
+    p["zone_id"] = p["zone_id"].astype(str)
     t["regulating_gep_b_const"] = t["zone_id"].map(p.groupby("zone_id")["value_b_const"].sum())
     t["regulating_gep_a_const"] = t["zone_id"].map(p.groupby("zone_id")["value_a_const"].sum())
     p["label"] = p["name_zh"] + " (" + p["quantity_unit"].fillna("") + ")"
@@ -157,7 +159,7 @@ def assess(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLike | R
         t["gep_to_gdp"] = t["gep_b_nominal"] / t["gdp_cny"]
     ranked, ind_used = score(t, ind)
     meta = {"zone_set": zone_set, "run_a": str(a.root), "run_b": str(b.root), "year_a": a.year, "year_b": b.year,
-            "constant_price_year": ch.meta["constant_price_year"], "indicators": str(indicators or INDICATORS_PATH),
+            "constant_price_year": ch.meta["constant_price_year"], "indicators": str(indicators or indicators_path()),
             "indicators_id": header.get("id"), "indicators_version": header.get("version"),
             "ecological_land_classes": eco_classes, "gdp": str(gdp) if gdp else None}
     return AssessmentResult(zone_set, ranked, ind_used, regulating, zones, meta)

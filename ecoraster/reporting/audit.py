@@ -42,7 +42,7 @@ CLIPPED_WORDS = ("clipped", "capped", "not counted", "no price", "unpriced", "le
 @dataclass
 class AuditResult:
     unit: str
-    unit_name: str
+    zone_name: str
     zone_set: str
     start_year: int | None
     end_year: int | None
@@ -134,10 +134,10 @@ def audit(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLike | Ru
         if given is not None and ws.year is not None and int(given) != int(ws.year):
             raise QueryError(f"--{what}-year {given}: run {ws.root} is of year {ws.year}; give the run of the "
                              f"tenure's {what} year")
-    geom, unit_name = _unit_geometry(b, zone_set, unit)
+    geom, zone_name = _unit_geometry(b, zone_set, unit)
     ch = compare_runs(a, b, price_year=price_year, rasters=False, transitions=False)
-    products = ch.products[(ch.products["unit_set"] == zone_set) & (ch.products["unit_id"].astype(str) == str(unit))]
-    gep_row = ch.gep[(ch.gep["unit_set"] == zone_set) & (ch.gep["unit_id"].astype(str) == str(unit))]
+    products = ch.products[(ch.products["zone_set"] == zone_set) & (ch.products["zone_id"].astype(str) == str(unit))]
+    gep_row = ch.gep[(ch.gep["zone_set"] == zone_set) & (ch.gep["zone_id"].astype(str) == str(unit))]
     gep = gep_row.iloc[0].to_dict() if len(gep_row) else {}
     # land-cover transitions inside the unit
     win, mask = zone_window(geom, b.grid)
@@ -148,18 +148,18 @@ def audit(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLike | Ru
     change_map = transition_categories(lc_a, lc_b, mask)
     # parcels with the largest losses
     losses = pd.DataFrame()
-    if "parcels" in set(ch.gep["unit_set"]) and wio.zone_table_path(b, "parcels").is_file():
+    if "parcels" in set(ch.gep["zone_set"]) and wio.zone_table_path(b, "parcels").is_file():
         parcels = wio.read_zone_table(b, "parcels")
         inside = parcels[parcels.geometry.representative_point().within(geom)]["parcel_id"].astype(str)
-        pg = ch.gep[(ch.gep["unit_set"] == "parcels") & ch.gep["unit_id"].astype(str).isin(set(inside))]
+        pg = ch.gep[(ch.gep["zone_set"] == "parcels") & ch.gep["zone_id"].astype(str).isin(set(inside))]
         losses = pg.sort_values("gep_change_const").head(top)
-        losses = losses[losses["gep_change_const"] < 0][["unit_id", "unit_name", "gep_a_const", "gep_b_const",
+        losses = losses[losses["gep_change_const"] < 0][["zone_id", "zone_name", "gep_a_const", "gep_b_const",
                                                           "gep_change_const", "gep_growth_rate"]]
-    meta = {"unit": unit, "unit_name": unit_name, "zone_set": zone_set, "start_year": a.year, "end_year": b.year,
+    meta = {"unit": unit, "zone_name": zone_name, "zone_set": zone_set, "start_year": a.year, "end_year": b.year,
             "run_a": str(a.root), "run_b": str(b.root), "constant_price_year": ch.meta["constant_price_year"],
             "landcover_a": ch.meta["landcover_a"], "landcover_b": ch.meta["landcover_b"],
             "pixel_rule": "land cover and carbon: pixel-centre rule; GEP: exact coverage fractions"}
-    return AuditResult(unit=str(unit), unit_name=unit_name, zone_set=zone_set, start_year=a.year, end_year=b.year,
+    return AuditResult(unit=str(unit), zone_name=zone_name, zone_set=zone_set, start_year=a.year, end_year=b.year,
                        transitions=matrix, carbon=carbon, products=products.reset_index(drop=True), gep=gep,
                        losses=losses.reset_index(drop=True), notes=_notes(a, b, products), meta=meta,
                        change_map=(change_map, (bounds[0], bounds[2], bounds[1], bounds[3])))
@@ -201,17 +201,17 @@ def write_audit(res: AuditResult, out_dir: str | os.PathLike) -> dict[str, Path]
          + (H.table(matrix, index=True, digits={}) if not matrix.empty else "<p>无数据</p>")),
         ("四、碳储量变化（存量，不计入 GEP）", H.table(res.carbon, headers={"item": "项目", "landcover": "土地覆被",
                                                                 "value": "值", "unit": "单位"})),
-        ("五、损失最大的地块", H.table(res.losses, headers={"unit_id": "地块编号", "unit_name": "名称",
+        ("五、损失最大的地块", H.table(res.losses, headers={"zone_id": "地块编号", "zone_name": "名称",
                                                     "gep_a_const": "期初 GEP", "gep_b_const": "期末 GEP",
                                                     "gep_change_const": "变化 (元)", "gep_growth_rate": "变化率"},
                                     digits={"gep_growth_rate": 4}) if not res.losses.empty else "<p>无 GEP 下降的地块。</p>"),
         ("六、争议项与截断项", H.table(res.notes, headers={"kind": "类别", "run": "核算", "item": "项目", "note": "说明"})),
     ]
-    meta = {"审计单元": f"{res.unit_name}（{res.unit}）", "任期": f"{res.start_year}–{res.end_year}", "分区": res.zone_set,
+    meta = {"审计单元": f"{res.zone_name}（{res.unit}）", "任期": f"{res.start_year}–{res.end_year}", "分区": res.zone_set,
             "期初核算": res.meta["run_a"], "期末核算": res.meta["run_b"], "土地覆被": f"{res.meta['landcover_a']} → "
             f"{res.meta['landcover_b']}", "统计规则": res.meta["pixel_rule"]}
     files = {"html": out / f"{stem}.html", "xlsx": out / f"{stem}.xlsx"}
-    files["html"].write_text(H.page(f"{res.unit_name} 自然资源资产离任审计：生态产品与资源资产变化", sections, meta=meta),
+    files["html"].write_text(H.page(f"{res.zone_name} 自然资源资产离任审计：生态产品与资源资产变化", sections, meta=meta),
                              encoding="utf-8")
     about = about_sheet(res.meta)
     with pd.ExcelWriter(files["xlsx"], engine="openpyxl") as xl:

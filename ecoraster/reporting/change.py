@@ -48,7 +48,7 @@ XLSX_MAX_ZONES = 500
 #: Input names that hold the run's main land cover (GEP ecosystem classes).
 LANDCOVER_INPUTS = ("ecosystem", "classes", "lulc")
 
-KEYS = ["unit_set", "unit_id"]
+KEYS = ["zone_set", "zone_id"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -109,9 +109,9 @@ def landcover_array(ws: RunWorkspace):
 
 def class_names() -> dict[int, str]:
     """GEP ecosystem class code → Chinese name (``configs/classes/gep_ecosystem_classes.csv``)."""
-    from ..catalogue import CONFIGS
+    from ..resources import config_path
 
-    t = pd.read_csv(CONFIGS / "classes" / "gep_ecosystem_classes.csv", encoding="utf-8-sig", comment="#")
+    t = pd.read_csv(config_path("classes", "gep_ecosystem_classes.csv"), encoding="utf-8-sig", comment="#")
     return dict(zip(t["code"].astype(int), t["name_zh"]))
 
 
@@ -155,7 +155,7 @@ def named_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
 def at_constant_prices(catalogue: pd.DataFrame, ws: RunWorkspace, price_year: int) -> pd.DataFrame:
     """The catalogue with ``cpi_factor`` and ``value_const`` (CNY of ``price_year``): each row's
     value × CPI(row's price year → ``price_year``); a row without a price year uses the run's."""
-    from ..valuation import CPI
+    from ..prices import CPI
 
     cpi = CPI(wio.cpi_path(ws))
     years = catalogue["price_year"].astype("Float64").fillna(float(ws.price_year or ws.year)).astype(int)
@@ -175,7 +175,7 @@ def _pct(new: pd.Series, old: pd.Series) -> pd.Series:
 def product_changes(cat_a: pd.DataFrame, cat_b: pd.DataFrame, cat_c: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per unit × product: quantities, nominal and constant-price values of A and B, their
     changes and (with C) the land-cover / other split. Catalogues from :func:`at_constant_prices`."""
-    info = ["unit_name", "name_zh", "level1", "level2", "quantity_unit", "counted", "contested"]
+    info = ["zone_name", "name_zh", "level1", "level2", "quantity_unit", "counted", "contested"]
     take = ["quantity", "value_cny", "value_const", "price_year", "cpi_factor"]
     a = cat_a[[*KEYS, "product", *take]].rename(columns={c: f"{c}_a" for c in take})
     b = cat_b[[*KEYS, "product", *info, *take]].rename(columns={c: f"{c}_b" for c in take})
@@ -187,7 +187,7 @@ def product_changes(cat_a: pd.DataFrame, cat_b: pd.DataFrame, cat_c: pd.DataFram
         idx = pd.MultiIndex.from_frame(m.loc[only_a, [*KEYS, "product"]])
         m.loc[only_a, info] = ainfo.reindex(idx).to_numpy()
     m = m.drop(columns="_merge")
-    out = m[[*KEYS, "unit_name", "product", "name_zh", "level1", "level2", "counted", "contested",
+    out = m[[*KEYS, "zone_name", "product", "name_zh", "level1", "level2", "counted", "contested",
              "quantity_unit"]].copy()
     out["quantity_a"], out["quantity_b"] = m["quantity_a"], m["quantity_b"]
     out["quantity_change"] = m["quantity_b"] - m["quantity_a"]
@@ -216,7 +216,7 @@ def gep_changes(products: pd.DataFrame) -> pd.DataFrame:
                               "value_c_const", "change_landcover", "change_other") if c in counted.columns]
     counted[value_cols] = counted[value_cols].fillna(0.0)
     g = counted.groupby(KEYS, sort=False)
-    out = g["unit_name"].first().to_frame()
+    out = g["zone_name"].first().to_frame()
     rename = {"value_a_nominal": "gep_a_nominal", "value_b_nominal": "gep_b_nominal", "value_a_const": "gep_a_const",
               "value_b_const": "gep_b_const", "value_c_const": "gep_c_const",
               "change_landcover": "gep_change_landcover", "change_other": "gep_change_other"}
@@ -347,9 +347,9 @@ def compare_runs(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLi
     if out_dir is not None:
         out = Path(out_dir)
         if rasters:
-            region = cat_b[cat_b["unit_set"] == "region"]
+            region = cat_b[cat_b["zone_set"] == "region"]
             fb = dict(zip(region["product"], region["cpi_factor"]))
-            ra = cat_a[cat_a["unit_set"] == "region"]
+            ra = cat_a[cat_a["zone_set"] == "region"]
             fa = dict(zip(ra["product"], ra["cpi_factor"]))
             counted = set(region.loc[region["counted"].astype(bool), "product"])
             meta["rasters"] = difference_rasters(a, b, out / "rasters", fa, fb, counted, price_year=year)
@@ -369,18 +369,18 @@ def write_change(result: ChangeResult, out: Path) -> dict[str, Path]:
     if not result.transitions.empty:
         files["transitions_csv"] = out / "landcover_transitions.csv"
         named_matrix(result.transitions).to_csv(files["transitions_csv"], encoding="utf-8-sig")
-    sizes = result.gep.groupby("unit_set")["unit_id"].nunique()
+    sizes = result.gep.groupby("zone_set")["zone_id"].nunique()
     big = set(sizes[sizes > XLSX_MAX_ZONES].index)
     files["xlsx"] = out / "change.xlsx"
     about = about_sheet(result.meta)
     with pd.ExcelWriter(files["xlsx"], engine="openpyxl") as xl:
-        result.gep[~result.gep["unit_set"].isin(big)].to_excel(xl, sheet_name="GEP变化", index=False)
-        result.products[~result.products["unit_set"].isin(big)].to_excel(xl, sheet_name="产品变化", index=False)
+        result.gep[~result.gep["zone_set"].isin(big)].to_excel(xl, sheet_name="GEP变化", index=False)
+        result.products[~result.products["zone_set"].isin(big)].to_excel(xl, sheet_name="产品变化", index=False)
         if not result.transitions.empty:
             named_matrix(result.transitions).to_excel(xl, sheet_name="土地覆被转移矩阵_公顷")
         about.to_excel(xl, sheet_name="说明", index=False)
     files["json"] = out / "change.json"
-    region = result.gep[result.gep["unit_set"] == "region"].to_dict(orient="records")
+    region = result.gep[result.gep["zone_set"] == "region"].to_dict(orient="records")
     files["json"].write_text(json.dumps({**result.meta, "region": region, "xlsx_left_out": sorted(big)},
                                         ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return files

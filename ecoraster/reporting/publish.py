@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..catalog import file_sha256
+from ..datasets import file_sha256
 from ..query.workspace import RunWorkspace
 from . import html as H
 from . import workspace_io as wio
@@ -74,11 +74,11 @@ def _existing(series: Path) -> list[tuple[int, Path, dict[str, Any]]]:
 def gep_report_html(ws: RunWorkspace) -> str:
     """The GEP report of one run: totals, first-level classes, every product, the zone sets
     (table and map of GEP per ha), the contested items and the run's notes."""
-    from ..catalogue import gep_by_unit, summarise
+    from ..accounting.product_catalogue import gep_by_zone, summarise
 
     cat = wio.read_catalogue(ws)
-    region = cat[cat["unit_set"] == "region"]
-    gep = gep_by_unit(region)
+    region = cat[cat["zone_set"] == "region"]
+    gep = gep_by_zone(region)
     total = float(gep["gep_cny"].iloc[0]) if len(gep) else 0.0
     excl = float(gep["gep_excl_contested_cny"].iloc[0]) if len(gep) else 0.0
     sections: list[tuple[str, str]] = []

@@ -45,11 +45,14 @@ def zone_table_path(ws: RunWorkspace, zone_set: str, suffix: str = "parquet") ->
 
 
 def read_catalogue(ws: RunWorkspace) -> pd.DataFrame:
-    """The run's catalogue (one row per product × unit)."""
+    """The run's catalogue (one row per product × zone; an older workspace's ``unit_*``
+    columns read as ``zone_*``)."""
+    from ..accounting.product_catalogue import read_catalogue as read
+
     path = catalogue_path(ws)
     if not path.is_file():
         raise MissingFileError(str(path), field="workspace")
-    return pd.read_parquet(path)
+    return read(path)
 
 
 def read_zone_table(ws: RunWorkspace, zone_set: str):
@@ -94,10 +97,10 @@ def valuation_report(ws: RunWorkspace) -> dict[str, Any]:
 
 def cpi_path(ws: RunWorkspace) -> Path:
     """The CPI series the run valued with (else the project's default)."""
-    from ..catalogue import CONFIGS
+    from ..resources import config_path
 
     p = valuation_report(ws).get("cpi_path")
-    return Path(p) if p and Path(p).is_file() else CONFIGS / "prices" / "cpi_china.csv"
+    return Path(p) if p and Path(p).is_file() else config_path("prices", "cpi_china.csv")
 
 
 def raster_output(ws: RunWorkspace, service: str, output_id: str) -> Path | None:

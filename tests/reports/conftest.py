@@ -27,9 +27,10 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from ecoraster.catalogue import catalogue_rows, load_profile, write_catalogue
+from ecoraster.accounting.product_catalogue import catalogue_rows, write_catalogue
 from ecoraster.grid import Grid
-from ecoraster.products import gep_columns, write_zone_table
+from ecoraster.accounting.gep_tables import gep_columns, write_zone_table
+from ecoraster.standards import load_profile
 from tests.conftest import TEST_CRS, TEST_ORIGIN, write_raster
 
 RES = 100.0
@@ -104,7 +105,7 @@ def make_run(root: Path, catalog: Path, *, year: int, lc_id: str, lc: np.ndarray
     meta = {"price_year": year, "region": "test", "year": year, "profile": "mee2020"}
     region_q = pd.DataFrame({pid: [float(q.sum())] for pid, (q, *_r) in products.items()}, index=["test"])
     region_v = pd.DataFrame({pid: [float((q * p).sum())] for pid, (q, p, *_r) in products.items()}, index=["test"])
-    parts.append(catalogue_rows(region_q, region_v, unit_set="region", unit_names=pd.Series({"test": "测试区"}),
+    parts.append(catalogue_rows(region_q, region_v, zone_set="region", zone_names=pd.Series({"test": "测试区"}),
                                 units=units, prices=prices, sources={}, profile=profile))
     for zs, zones, idc in (("districts", {k: v[1] for k, v in DISTRICTS.items()}, "zone_id"),
                            ("parcels", PARCELS, "parcel_id")):
@@ -114,7 +115,7 @@ def make_run(root: Path, catalog: Path, *, year: int, lc_id: str, lc: np.ndarray
         val = pd.DataFrame({pid: [float((q * p)[SLICES[z]].sum()) for z in ids]
                             for pid, (q, p, *_r) in products.items()}, index=ids)
         names = pd.Series({k: DISTRICTS[k][0] for k in ids}) if zs == "districts" else pd.Series({k: k for k in ids})
-        parts.append(catalogue_rows(qty, val, unit_set=zs, unit_names=names, units=units, prices=prices,
+        parts.append(catalogue_rows(qty, val, zone_set=zs, zone_names=names, units=units, prices=prices,
                                     sources={}, profile=profile))
         body = gep_columns(qty, val, profile)
         area = pd.Series({z: zones[z].area / 1e4 for z in ids})

@@ -23,8 +23,8 @@ runner = CliRunner()
 F = cpi_factor(2005, 2013)  # 2005 prices → 2013 prices
 
 
-def _row(df, unit_set, unit_id, product=None):
-    m = (df["unit_set"] == unit_set) & (df["unit_id"] == unit_id)
+def _row(df, zone_set, zone_id, product=None):
+    m = (df["zone_set"] == zone_set) & (df["zone_id"] == zone_id)
     if product:
         m &= df["product"] == product
     assert m.sum() == 1
@@ -109,9 +109,9 @@ def test_audit_unit(runs, tmp_path):
     # W: water A 800 m³ × 5, B (680) × 7 = 4760; oxygen 8 t × 1000
     assert res.gep["gep_change_const"] == pytest.approx(4760.0 + 8000.0 - (4000.0 + 8000.0) * F)
     # parcels in W: P1 (−) and P3; P1 lost most: 5960 − 6000 F
-    assert res.losses["unit_id"].iloc[0] == "P1"
+    assert res.losses["zone_id"].iloc[0] == "P1"
     assert res.losses["gep_change_const"].iloc[0] == pytest.approx(5960.0 - 6000.0 * F)
-    assert set(res.losses["unit_id"]) <= {"P1", "P3"}
+    assert set(res.losses["zone_id"]) <= {"P1", "P3"}
     kinds = set(res.notes["kind"])
     assert any("contested" in k for k in kinds) and any("clipped" in k for k in kinds)
     # change map of W: row 0 forest → dry cropland (ecological → not: 2), the rest unchanged (1)

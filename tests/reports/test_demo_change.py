@@ -42,12 +42,12 @@ def test_demo_window_2005_2013(tmp_path):
     r = runner.invoke(app, ["change", str(a), str(b), "-o", str(out), "--run-counterfactual", "--quiet", "--json"])
     assert r.exit_code == 0, r.output
     products = pd.read_parquet(out / "change_products.parquet")
-    region = products[products["unit_set"] == "region"].set_index("product")
+    region = products[products["zone_set"] == "region"].set_index("product")
     # A is valued in 2005 prices: constant (2013) value = nominal × Π CPI 2006..2013 / 100
     wc = region.loc["water_conservation"]
     assert wc["price_year_a"] == 2005 and wc["price_year_b"] == 2013
     assert wc["value_a_const"] == pytest.approx(wc["value_a_nominal"] * cpi_factor(2005, 2013), rel=1e-9)
-    gep = pd.read_parquet(out / "change_gep.parquet").set_index("unit_set").loc["region"]
+    gep = pd.read_parquet(out / "change_gep.parquet").set_index("zone_set").loc["region"]
     counted = region[region["counted"]]
     assert gep["gep_change_const"] == pytest.approx((counted["value_b_const"].fillna(0)
                                                      - counted["value_a_const"].fillna(0)).sum(), rel=1e-9)

@@ -8,7 +8,7 @@ eco-compensation, publication.
     eco audit WORKSPACE_A WORKSPACE_B --unit ID [--zone-set districts] -o DIR
     eco publish WORKSPACE [--releases DIR]
 
-Registered by ``ecoraster.cli`` through :func:`register`; the logic lives in
+Registered by ``ecoraster.cli.main`` through :func:`register`; the logic lives in
 :mod:`ecoraster.compensation` and :mod:`ecoraster.reporting`.
 """
 
@@ -20,11 +20,11 @@ from typing import Optional
 
 import typer
 
-from .errors import EcorasterError
+from ..errors import EcorasterError
 
 
 def _fail(exc: Exception, as_json: bool) -> None:
-    from .cli import _fail as cli_fail
+    from .main import _fail as cli_fail
 
     cli_fail(exc, as_json)
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Cross-boundary section compensation (生态保护补偿) — separate from GEP."""
-        from .compensation import compute, write_result
+        from ..compensation import compute, write_result
 
         try:
             result = compute(sections, scheme)
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Split a transfer-payment fund among units by GEP (share, regulating GEP per capita, change)."""
-        from .compensation import transfer_table
+        from ..compensation import transfer_table
 
         try:
             table = transfer_table(units, fund, method)
@@ -108,13 +108,13 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
         """Change between two runs: per product and zone, at constant prices; difference COGs."""
-        from .reporting import workspace_io as wio
-        from .reporting.change import compare_runs, run_counterfactual as make_c
+        from ..reporting import workspace_io as wio
+        from ..reporting.change import compare_runs, run_counterfactual as make_c
 
         try:
             c = counterfactual
             if run_counterfactual and c is None:
-                from .cli import _progress_bar
+                from .main import _progress_bar
 
                 with _progress_bar(not quiet and not as_json) as progress:
                     c = make_c(wio.open_run(workspace_a), wio.open_run(workspace_b), out / "counterfactual",
@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
                                   rasters=rasters)
         except EcorasterError as exc:
             _fail(exc, as_json)
-        region = result.gep[result.gep["unit_set"] == "region"]
+        region = result.gep[result.gep["zone_set"] == "region"]
         if as_json:
             _echo_json({"ok": True, **result.meta, "region": region.to_dict(orient="records"),
                         "files": {k: str(v) for k, v in result.files.items()}})
@@ -132,10 +132,10 @@ def register(app: typer.Typer) -> None:
 
         m = result.meta
         typer.echo(f"{m['region']}: {m['year_a']} → {m['year_b']}, constant prices of {m['constant_price_year']}")
-        cols = [c for c in ("unit_set", "unit_id", "unit_name", "gep_a_const", "gep_b_const", "gep_change_const",
+        cols = [c for c in ("zone_set", "zone_id", "zone_name", "gep_a_const", "gep_b_const", "gep_change_const",
                             "gep_growth_rate", "gep_change_nominal", "gep_change_landcover", "gep_change_other")
                 if c in result.gep.columns]
-        shown = result.gep[result.gep["unit_set"] != "parcels"][cols]
+        shown = result.gep[result.gep["zone_set"] != "parcels"][cols]
         with pd.option_context("display.width", 220, "display.max_columns", 20,
                                "display.float_format", "{:,.4g}".format):
             typer.echo(shown.to_string(index=False))
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Assessment (考核): ranked indicators per zone, HTML report with maps and charts, XLSX."""
-        from .reporting.assessment import assess, write_assessment
+        from ..reporting.assessment import assess, write_assessment
 
         try:
             res = assess(baseline, workspace_b, zone_set=zone_set, gdp=gdp, indicators=indicators)
@@ -181,7 +181,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Audit report (离任审计) of one unit over a tenure: printable HTML and XLSX."""
-        from .reporting.audit import audit, write_audit
+        from ..reporting.audit import audit, write_audit
 
         try:
             res = audit(workspace_a, workspace_b, unit, zone_set=zone_set, start_year=start_year,
@@ -193,7 +193,7 @@ def register(app: typer.Typer) -> None:
             _echo_json({"ok": True, **res.meta, "gep": res.gep, "files": {k: str(v) for k, v in files.items()}})
             return
         g = res.gep
-        typer.echo(f"{res.unit_name} ({res.unit}) {res.start_year}–{res.end_year}: GEP {g.get('gep_a_const', 0):,.0f} → "
+        typer.echo(f"{res.zone_name} ({res.unit}) {res.start_year}–{res.end_year}: GEP {g.get('gep_a_const', 0):,.0f} → "
                    f"{g.get('gep_b_const', 0):,.0f} CNY ({res.meta['constant_price_year']} prices)")
         typer.echo(f"-> {files['html']}\n-> {files['xlsx']}")
 
@@ -206,7 +206,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Publish a run: dated, versioned release folder with report, tables, STAC, run.json, checksums."""
-        from .reporting.publish import publish
+        from ..reporting.publish import publish
 
         try:
             rel = publish(workspace, releases, rasters=rasters)
