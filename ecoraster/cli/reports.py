@@ -72,17 +72,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("transfer")
     def transfer(
-        units: Path = typer.Argument(..., help="table with a unit column and the method's columns"),
+        units: Path = typer.Argument(..., help="table with a unit column and the method's columns, or an "
+                                               "`eco change` output folder"),
         fund: float = typer.Option(..., "--fund", help="fund to split, CNY"),
         method: str = typer.Option("gep_share", "--method", help="gep_share | regulating_per_capita | gep_change"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="OUT.csv"),
+        zone_set: str = typer.Option("districts", "--zone-set", "-z", help="zone set of an `eco change` folder"),
+        population: Optional[Path] = typer.Option(None, "--population", help="table unit,population (persons)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Split a transfer-payment fund among units by GEP (share, regulating GEP per capita, change)."""
         from ..compensation import transfer_table
 
         try:
-            table = transfer_table(units, fund, method)
+            table = units
+            if units.is_dir():
+                from ..reporting.change import transfer_units
+
+                table = transfer_units(units, zone_set)
+            if population is not None:
+                from ..tables import read_table, require_columns
+
+                pop = read_table(population, field="--population")
+                require_columns(pop, ["unit", "population"], str(population))
+                frame = table if not isinstance(table, Path) else read_table(table, field="units")
+                table = frame.assign(population=frame["unit"].astype(str).map(
+                    dict(zip(pop["unit"].astype(str), pop["population"]))))
+            table = transfer_table(table, fund, method)
         except EcorasterError as exc:
             _fail(exc, as_json)
         if out is not None:

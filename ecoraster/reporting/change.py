@@ -357,6 +357,25 @@ def compare_runs(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLi
     return result
 
 
+def transfer_units(change_dir: str | os.PathLike, zone_set: str = "districts") -> pd.DataFrame:
+    """A zone set of an ``eco change`` output as the unit table of the GEP-based transfers
+    (:func:`ecoraster.compensation.transfer_table`): ``unit`` (zone id), ``name``, ``gep_cny``
+    (GEP of B), ``gep_start_cny`` / ``gep_end_cny`` (A and B at constant prices) and
+    ``regulating_gep_cny`` (counted regulating services of B), all CNY at constant prices."""
+    folder = Path(change_dir)
+    gep = pd.read_parquet(folder / "change_gep.parquet")
+    products = pd.read_parquet(folder / "change_products.parquet")
+    g = gep[gep["zone_set"] == zone_set]
+    if g.empty:
+        raise QueryError(f"{folder}: no zone set {zone_set!r} (has: {', '.join(sorted(set(gep['zone_set'])))})")
+    reg = products[(products["zone_set"] == zone_set) & (products["level1"] == "调节服务") & products["counted"]]
+    reg_sum = reg.groupby("zone_id")["value_b_const"].sum()
+    return pd.DataFrame({"unit": g["zone_id"].astype(str).to_numpy(), "name": g["zone_name"].to_numpy(),
+                         "gep_cny": g["gep_b_const"].to_numpy(), "gep_start_cny": g["gep_a_const"].to_numpy(),
+                         "gep_end_cny": g["gep_b_const"].to_numpy(),
+                         "regulating_gep_cny": g["zone_id"].map(reg_sum).fillna(0.0).to_numpy()})
+
+
 def write_change(result: ChangeResult, out: Path) -> dict[str, Path]:
     """CSV (UTF-8 with BOM), Parquet and XLSX of a comparison, plus ``change.json``."""
     out.mkdir(parents=True, exist_ok=True)

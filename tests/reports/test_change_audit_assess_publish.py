@@ -170,3 +170,18 @@ def test_publish_idempotent_and_versioned(runs, tmp_path):
     assert out["version"] == 2 and out["created"]
     (r1.path / "gep_report.html").write_text("tampered", encoding="utf-8")
     assert verify(r1.path) == ["gep_report.html"]
+
+
+def test_transfer_from_change_folder(runs, tmp_path):
+    a, b, _ = runs
+    compare_runs(a, b, out_dir=tmp_path / "ch", rasters=False, transitions=False)
+    pop = tmp_path / "pop.csv"
+    pop.write_text("unit,population\nW,100\nE,200\n", encoding="utf-8")
+    r = runner.invoke(app, ["transfer", str(tmp_path / "ch"), "--fund", "1000", "--method",
+                            "regulating_per_capita", "--population", str(pop), "--json"])
+    assert r.exit_code == 0, r.output
+    t = {row["unit"]: row for row in json.loads(r.stdout)}
+    # regulating GEP of B (water + oxygen): W 4760 + 8000 = 12760, E 2800 + 8000 = 10800
+    # per capita 127.6 and 54 → shares 127.6 / 181.6 and 54 / 181.6 of 1000
+    assert t["W"]["transfer_cny"] == pytest.approx(1000 * 127.6 / 181.6)
+    assert t["E"]["transfer_cny"] == pytest.approx(1000 * 54.0 / 181.6)
