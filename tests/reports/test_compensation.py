@@ -213,3 +213,10 @@ def test_jiangsu_upstream_shares(tmp_path):
     assert d.loc["下游区", "receivable_cny"] == pytest.approx(287_800.0)
     with pytest.raises(TableError, match="row 2: field 'upstream' = '甲:0.6;乙:0.3': shares sum to 0.9"):
         compute(_csv(tmp_path, JIANGSU.replace("上游区", "甲:0.6;乙:0.3")), "jiangsu")
+
+
+def test_bundled_example_gives_287800():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "data" / "sample" / "compensation" / "jiangsu_example.csv"
+    assert compute(example, "jiangsu").total_cny == pytest.approx(287_800.0)
