@@ -21,7 +21,7 @@ counts as 0 there (land that gained or lost the product), nodata in both stays n
 
 Outputs (``-o DIR``): ``change_gep.{csv,parquet}`` (per unit), ``change_products.{csv,parquet}``
 (per unit × product), ``change.xlsx`` (zone sets of ≤ 500 zones), ``landcover_transitions.csv``
-(region, ha), ``rasters/*.tif`` and ``change.json``.
+(region, ha), ``rasters/*.tif``, ``change.html`` (offline summary with a map) and ``change.json``.
 """
 
 from __future__ import annotations
@@ -376,6 +376,38 @@ def transfer_units(change_dir: str | os.PathLike, zone_set: str = "districts") -
                          "regulating_gep_cny": g["zone_id"].map(reg_sum).fillna(0.0).to_numpy()})
 
 
+def change_html(result: ChangeResult, out: Path) -> str:
+    """A short offline HTML summary: GEP change per zone, the product changes of the region (with
+    the land-cover split) and a map of the GEP difference raster."""
+    from . import html as H
+
+    m = result.meta
+    year = m["constant_price_year"]
+    gep_cols = [c for c in ("zone_set", "zone_id", "zone_name", "gep_a_const", "gep_b_const", "gep_change_const",
+                            "gep_growth_rate", "gep_change_nominal", "gep_change_landcover", "gep_change_other")
+                if c in result.gep.columns]
+    heads = {"zone_set": "分区", "zone_id": "编号", "zone_name": "名称", "gep_a_const": f"GEP {m['year_a']}",
+             "gep_b_const": f"GEP {m['year_b']}", "gep_change_const": "变化（不变价）", "gep_growth_rate": "增长率",
+             "gep_change_nominal": "变化（现价）", "gep_change_landcover": "其中：土地覆被",
+             "gep_change_other": "其中：其他因素"}
+    region = result.products[(result.products["zone_set"] == "region") & result.products["counted"]]
+    sections = [("GEP 变化（元）", H.table(result.gep[result.gep["zone_set"] != "parcels"][gep_cols], headers=heads,
+                                       digits={"gep_growth_rate": 4}))]
+    sections.append(("分产品变化（全区，不变价）", H.figure(H.bar_chart(
+        region["name_zh"].tolist(), (region["value_change_const"] / 1e4).tolist(), title="价值量变化",
+        ylabel="万元", signed=True), f"万元，{year} 年价格")))
+    raster = out / "rasters" / "gep_value_change.tif"
+    if raster.is_file():
+        sections.append(("GEP 变化空间分布", H.figure(H.raster_map(raster, title=f"GEP 变化 {m['year_a']}–{m['year_b']}",
+                                                            legend="元/像元"), "gep_value_change.tif（绿：增加，红：减少）")))
+    if not result.transitions.empty:
+        sections.append(("土地覆被转移矩阵（公顷）", H.table(named_matrix(result.transitions), index=True)))
+    meta = {"区域": m["region"], "期初": f"{m['year_a']}（{m['run_a']}）", "期末": f"{m['year_b']}（{m['run_b']}）",
+            "不变价年": year, "反事实": m.get("counterfactual") or "—"}
+    notes = [m["formula"]]
+    return H.page(f"{m['region']} 生态产品总值变化 {m['year_a']}–{m['year_b']}", sections, meta=meta, notes=notes)
+
+
 def write_change(result: ChangeResult, out: Path) -> dict[str, Path]:
     """CSV (UTF-8 with BOM), Parquet and XLSX of a comparison, plus ``change.json``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -398,6 +430,8 @@ def write_change(result: ChangeResult, out: Path) -> dict[str, Path]:
         if not result.transitions.empty:
             named_matrix(result.transitions).to_excel(xl, sheet_name="土地覆被转移矩阵_公顷")
         about.to_excel(xl, sheet_name="说明", index=False)
+    files["html"] = out / "change.html"
+    files["html"].write_text(change_html(result, out), encoding="utf-8")
     files["json"] = out / "change.json"
     region = result.gep[result.gep["zone_set"] == "region"].to_dict(orient="records")
     files["json"].write_text(json.dumps({**result.meta, "region": region, "xlsx_left_out": sorted(big)},

@@ -68,6 +68,8 @@ def test_change_region_and_split(runs, tmp_path):
     assert csv.read_bytes().startswith(b"\xef\xbb\xbf")
     assert (tmp_path / "change" / "change_products.parquet").is_file()
     assert "GEP变化" in pd.ExcelFile(tmp_path / "change" / "change.xlsx").sheet_names
+    page = (tmp_path / "change" / "change.html").read_text(encoding="utf-8")
+    assert "GEP 变化空间分布" in page and page.count("<svg") >= 2
 
 
 def test_change_cli_and_price_year(runs, tmp_path):
