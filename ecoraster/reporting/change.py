@@ -333,7 +333,8 @@ def compare_runs(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLi
     gep = gep_changes(products)
     meta = {"run_a": str(a.root), "run_b": str(b.root), "counterfactual": str(c.root) if c else None,
             "year_a": a.year, "year_b": b.year, "price_year_a": a.price_year, "price_year_b": b.price_year,
-            "constant_price_year": year, "cpi": str(wio.cpi_path(b)), "region": b.region, "profile": b.profile,
+            "constant_price_year": year, "cpi": str(wio.cpi_path(b)), "region": b.region,
+            "region_name": b.region_name or b.region, "profile": b.profile,
             "landcover_a": main_landcover(a.config), "landcover_b": main_landcover(b.config),
             "formula": "value_const = value × CPI(price year → constant price year); change_landcover = B − C, "
                        "change_other = C − A (C: the later run's drivers on the earlier land cover)"}
@@ -402,10 +403,10 @@ def change_html(result: ChangeResult, out: Path) -> str:
                                                             legend="元/像元"), "gep_value_change.tif（绿：增加，红：减少）")))
     if not result.transitions.empty:
         sections.append(("土地覆被转移矩阵（公顷）", H.table(named_matrix(result.transitions), index=True)))
-    meta = {"区域": m["region"], "期初": f"{m['year_a']}（{m['run_a']}）", "期末": f"{m['year_b']}（{m['run_b']}）",
+    meta = {"区域": m["region_name"], "期初": f"{m['year_a']}（{m['run_a']}）", "期末": f"{m['year_b']}（{m['run_b']}）",
             "不变价年": year, "反事实": m.get("counterfactual") or "—"}
     notes = [m["formula"]]
-    return H.page(f"{m['region']} 生态产品总值变化 {m['year_a']}–{m['year_b']}", sections, meta=meta, notes=notes)
+    return H.page(f"{m['region_name']} 生态产品总值变化 {m['year_a']}–{m['year_b']}", sections, meta=meta, notes=notes)
 
 
 def write_change(result: ChangeResult, out: Path) -> dict[str, Path]:
