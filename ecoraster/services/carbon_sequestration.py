@@ -7,7 +7,13 @@ dry-matter route):
   solar radiation, temperature and the water-stress ratio E/Ep, with εmax per GEP class
   (``configs/parameters/casa_emax.csv``);
 - Rh, soil heterotrophic respiration, from the monthly temperature–precipitation regression;
-- NEP = NPP − Rh (negative where the soil respires more than the vegetation fixes);
+- NEP = NPP − Rh (negative where the soil respires more than the vegetation fixes), kept signed as
+  an unpriced diagnostic;
+- the sequestration basis (``nep_method``; GB/T 46869-2025 A.7 / MEE 2020 ◐): NEP (default), α·NPP or
+  固碳速率 × area per class; cropland is not counted by the NEP routes (its harvest is a material
+  product; ``sequestration`` column of casa_emax.csv). The priced basis is max(basis, 0) per pixel;
+  the negative part is the ``carbon_source`` output (t C), reported and never priced
+  (science-review.md §3: a carbon source is not a negative product);
 - CO₂ = basis × 44/12 and O₂ = basis × 32/12 (``stoichiometry: molar``), or basis / carbon
   fraction × 1.63 and × 1.19 (``dry_matter``, LY/T 1721); the basis is NEP or NPP
   (``co2_basis``, ``o2_basis``); O₂ can be switched off (``oxygen_release``).
@@ -42,14 +48,17 @@ from ..engine import block_chunk, map_blocks, reduce_blocks
 from ..errors import EcorasterError, TableError
 from ..grid import align_bands
 from ..io.vrt import write_band_stack_vrt  # noqa: F401  (the catalogue form of 12 monthly files)
-from ..kernels.casa import NDVI_BINS, CasaParams, build_row_index, casa_block, ndvi_class_histogram, \
-    percentile_from_histogram
+from ..kernels.casa import (NDVI_BINS, NEP_METHODS, CasaParams, build_row_index, casa_block, ndvi_class_histogram,
+                            percentile_from_histogram, sequestration_basis)
 from ..resources import config_path
 from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec, When
 from ..tables import check_codes, lookup_arrays, read_table, unique_counts
 
 #: The parameter table of this service (values, per-profile values, sources, confidence).
 CONSTANTS_TABLE = "casa_constants.yaml"
+#: The default class table (a path only: nothing is read at import; ``$ECORASTER_CONFIG_DIR`` is
+#: looked up again when the table is read).
+EMAX_TABLE = config_path("parameters", "casa_emax.csv", must_exist=False)
 NODATA = -9999.0
 PERIOD_INPUTS = ("ndvi", "sol", "temperature", "precipitation", "pet", "aet")
 ALLOWED_PERIODS = (1, 2, 3, 4, 6, 12)
@@ -83,6 +92,8 @@ PARAMETERS = (
     _p("o2_per_dry_matter", minimum=0.0, exclusive_minimum=True),
     _p("oxygen_release", "bool"),
     _p("clip_negative_nep", "bool"),
+    _p("nep_method", "string", choices=NEP_METHODS[:3]),
+    _p("emax_override", "mapping"),
 )
 
 SPEC = ServiceSpec(
@@ -97,7 +108,7 @@ SPEC = ServiceSpec(
                    required_inputs=("ecosystem", "ndvi", "sol", "temperature", "precipitation", "pet"),
                    optional_inputs=("aet", "emax_table"),
                    parameters=tuple(p.id for p in PARAMETERS),
-                   outputs=("npp", "rh", "nep", "co2", "o2"),
+                   outputs=("npp", "rh", "nep", "carbon_source", "co2", "o2"),
                    created_if={"o2": When(params={"oxygen_release": True})}),
     ),
     reference="gep-methods §3.8: CASA (Potter 1993; 朱文泉 2006; 池源 2018), Rh regression, "
@@ -120,7 +131,8 @@ SPEC = ServiceSpec(
         InputSpec(id="emax_table", kind="table", required=False,
                   about="εmax / NDVI bounds / Rh flag per GEP class (default configs/parameters/casa_emax.csv)",
                   columns={"code": "class", "emax_zhu2006": "g C/MJ", "emax_biome_bgc": "g C/MJ",
-                           "ndvi_lo": "1", "ndvi_hi": "1", "rh": "0/1"}),
+                           "ndvi_lo": "1", "ndvi_hi": "1", "rh": "0/1", "sequestration": "0/1",
+                           "nep_npp_ratio": "1", "rate_t_c_ha": "t C/ha/yr"}),
     ),
     parameters=PARAMETERS,
     outputs=(
@@ -129,10 +141,14 @@ SPEC = ServiceSpec(
         OutputSpec(id="rh", filename="rh.tif", units="t C", per="pixel", nodata=NODATA, kind="intermediate",
                    about="soil heterotrophic respiration of the year, per pixel"),
         OutputSpec(id="nep", filename="nep.tif", units="t C", per="pixel", nodata=NODATA,
-                   about="net ecosystem production NEP = NPP − Rh of the year, per pixel (negative = carbon source)"),
+                   about="net ecosystem production NEP = NPP − Rh of the year, per pixel (negative = carbon "
+                         "source); a diagnostic, never priced"),
+        OutputSpec(id="carbon_source", filename="carbon_source.tif", units="t C", per="pixel", nodata=NODATA,
+                   about="negative part of the sequestration basis (a carbon source), per pixel: reported "
+                         "beside 固碳, not subtracted from it and not priced"),
         OutputSpec(id="co2", filename="co2_sequestered.tif", units="t CO2", per="pixel", nodata=NODATA,
                    product="carbon_sequestration",
-                   about="CO2 fixed in the year (basis co2_basis), per pixel; priced in CNY per t CO2"),
+                   about="CO2 fixed in the year, 44/12 × max(basis, 0) (nep_method), per pixel; priced in CNY per t CO2"),
         OutputSpec(id="o2", filename="o2_released.tif", units="t O2", per="pixel", nodata=NODATA,
                    product="oxygen_release",
                    about="O2 released in the year (basis o2_basis), per pixel; priced in CNY per t O2"),
@@ -168,9 +184,16 @@ def _emax_table(ctx: ServiceContext) -> tuple[str, Any]:
 
 
 def class_table(ctx: ServiceContext) -> tuple[np.ndarray, np.ndarray, str]:
-    """(codes, values (n, 4): εmax, ndvi_lo, ndvi_hi, rh, source path)."""
+    """(codes, values (n, 7): εmax, ndvi_lo, ndvi_hi, rh, sequestration, nep_npp_ratio, rate_t_c_ha,
+    source path); εmax of the run's ``emax_override`` ({code: g C/MJ}) replaces the table's."""
     source, df = _emax_table(ctx)
-    codes, values = lookup_arrays(df, "code", (_const(ctx, "emax_column"), "ndvi_lo", "ndvi_hi", "rh"), source)
+    columns = (_const(ctx, "emax_column"), "ndvi_lo", "ndvi_hi", "rh", "sequestration", "nep_npp_ratio", "rate_t_c_ha")
+    codes, values = lookup_arrays(df, "code", columns, source)
+    for code, emax in (_const(ctx, "emax_override") or {}).items():
+        hit = np.flatnonzero(codes == int(code))
+        if hit.size == 0:
+            raise TableError(f"params.emax_override: class {code} is not in {source}")
+        values[hit[0], 0] = float(emax)
     bad = (values[:, 1] >= values[:, 2]) | (values[:, 2] >= 1.0) | (values[:, 0] < 0)
     if bad.any():
         code = int(codes[np.flatnonzero(bad)[0]])
@@ -231,9 +254,11 @@ def _histogram_block(cls_block, *ndvi_blocks, class_nodata, row_of_code, n_rows)
 def ndvi_bounds(classes: da.Array, class_nodata: int, ndvi: list[da.Array], codes: np.ndarray,
                 table_lo: np.ndarray, table_hi: np.ndarray, min_samples: int
                 ) -> tuple[np.ndarray, np.ndarray, dict[int, dict[str, Any]]]:
-    """Per-class NDVI 5 % / 95 % percentiles of the positive NDVI values of every period,
-    falling back to the table for classes with fewer than ``min_samples`` values or a
-    degenerate range. Reads the class and NDVI rasters once, block by block: one histogram
+    """Per-class NDVI bounds: the lower bound is always the table's bare-soil NDVI (FPAR = FPARmin
+    there; 朱文泉 2006 — a class's own 5 % percentile is not bare soil and collapses FPAR of homogeneous
+    classes, science-review.md §1.3.4); the upper bound is the class's 95 % percentile of the
+    positive NDVI values of every period, falling back to the table for classes with fewer than
+    ``min_samples`` values or a percentile not above the lower bound. Reads the class and NDVI rasters once, block by block: one histogram
     per block, summed by a dask tree reduction (bounded memory at any raster size)."""
     row_of_code = build_row_index(codes)
     counts = reduce_blocks(_histogram_block, classes, *ndvi, shape=(codes.size, NDVI_BINS), dtype=np.int64,
@@ -243,13 +268,14 @@ def ndvi_bounds(classes: da.Array, class_nodata: int, ndvi: list[da.Array], code
     for k, code in enumerate(codes):
         n = int(counts[k].sum())
         p5, p95 = percentile_from_histogram(counts[k], 0.05), percentile_from_histogram(counts[k], 0.95)
-        if n >= min_samples and p95 - p5 >= 0.01:
-            lo[k], hi[k] = p5, min(p95, 0.999)
+        if n >= min_samples and p95 - lo[k] >= 0.01:
+            hi[k] = min(p95, 0.999)
             origin = "data"
         else:
             origin = "table"
         if n or origin == "data":
-            report[int(code)] = {"ndvi_lo": float(lo[k]), "ndvi_hi": float(hi[k]), "samples": n, "from": origin}
+            report[int(code)] = {"ndvi_lo": float(lo[k]), "ndvi_hi": float(hi[k]), "samples": n, "from": origin,
+                                 "p5_of_class": float(p5)}
     return lo, hi, report
 
 
@@ -273,7 +299,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     classes, class_nodata = ctx.class_array("ecosystem", chunk)
     series = {i: period_arrays(ctx, i, n, chunk) for i in period_ids}
     use_aet = "aet" in series
-    emax, lo, hi, rh_on = (np.ascontiguousarray(values[:, j]) for j in range(4))
+    emax, lo, hi, rh_on, counted, alpha, rate = (np.ascontiguousarray(values[:, j]) for j in range(7))
     bounds_report: dict[int, dict[str, Any]] = {}
     if _const(ctx, "ndvi_bounds") == "data":
         lo, hi, bounds_report = ndvi_bounds(classes, class_nodata, series["ndvi"], codes, lo, hi,
@@ -282,6 +308,9 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     row_of_code = build_row_index(codes)
     nep_co2 = _const(ctx, "co2_basis") == "nep"
     nep_o2 = _const(ctx, "o2_basis") == "nep"
+    clip = bool(_const(ctx, "clip_negative_nep"))
+    method = NEP_METHODS.index(_const(ctx, "nep_method"))
+    npp_method = NEP_METHODS.index("npp")
     params = CasaParams(
         use_aet=use_aet, months=12.0 / n, par_fraction=float(_const(ctx, "par_fraction")),
         fpar_min=float(_const(ctx, "fpar_min")), fpar_max=float(_const(ctx, "fpar_max")),
@@ -289,20 +318,33 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         rh_a=float(_const(ctx, "rh_a")), rh_b=float(_const(ctx, "rh_b")), rh_c=float(_const(ctx, "rh_c")),
         rh_days=float(_const(ctx, "rh_days")), rh_fraction=float(_const(ctx, "rh_fraction")),
         co2_factor=float(co2_factor), co2_on_nep=bool(nep_co2), o2_factor=float(o2_factor),
-        o2_on_nep=bool(nep_o2), clip_negative=bool(_const(ctx, "clip_negative_nep")))
+        o2_on_nep=bool(nep_o2), clip_negative=clip)
 
     def kernel(cls_block, *blocks, row_area_m2):
         stacks = {pid: np.stack(blocks[i * n:(i + 1) * n]) for i, pid in enumerate(period_ids)}
-        out = np.empty((5, *cls_block.shape), dtype=np.float32)
+        out = np.empty((6, *cls_block.shape), dtype=np.float32)
         casa_block(cls_block, class_nodata, row_of_code, emax, lo, hi, rh_on,
                    stacks["ndvi"], stacks["sol"], stacks["temperature"], stacks["precipitation"],
                    stacks["aet"] if use_aet else stacks["pet"], stacks["pet"], params, row_area_m2,
-                   np.float32(NODATA), out)
+                   np.float32(NODATA), out[:5])
+        valid = out[0] != NODATA
+        if not clip:  # the signed basis of casa_block (the code before issue 15), for comparison only
+            out[5] = np.where(valid, 0.0, NODATA)
+            return out
+        basis = np.empty(cls_block.shape, dtype=np.float32)
+        source = np.empty(cls_block.shape, dtype=np.float32)
+        out[5] = np.where(valid, 0.0, NODATA)
+        for band, factor, on_nep in ((3, co2_factor, nep_co2), (4, o2_factor, nep_o2)):
+            sequestration_basis(cls_block, class_nodata, row_of_code, method if on_nep else npp_method, counted,
+                                alpha, rate, out[0], out[2], row_area_m2, np.float32(NODATA), basis, source)
+            out[band] = np.where(valid, basis * factor, NODATA)
+            if on_nep:
+                out[5] = source  # the carbon-source memo of the NEP-route basis
         return out
 
     arrays = [classes, *[a for pid in period_ids for a in series[pid]]]
-    npp, rh, nep, co2, o2 = map_blocks(kernel, *arrays, grid=ctx.grid, n_out=5)
-    outputs = {"npp": npp, "rh": rh, "nep": nep, "co2": co2}
+    npp, rh, nep, co2, o2, carbon_source = map_blocks(kernel, *arrays, grid=ctx.grid, n_out=6)
+    outputs = {"npp": npp, "rh": rh, "nep": nep, "carbon_source": carbon_source, "co2": co2}
     oxygen = bool(_const(ctx, "oxygen_release"))
     if oxygen:
         outputs["o2"] = o2
@@ -318,6 +360,14 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         f"CO2 from {'NEP' if nep_co2 else 'NPP'}, O2 from {'NEP' if nep_o2 else 'NPP'} "
         f"({_const(ctx, 'stoichiometry')}: {co2_factor:.4f} t CO2/t C, {o2_factor:.4f} t O2/t C)"
         + ("" if oxygen else "; oxygen release switched off by the profile"))
+    result.notes.append(
+        f"sequestration basis {_const(ctx, 'nep_method')}"
+        + (f", max(basis, 0) per pixel; negative part reported as carbon_source ({result.totals['carbon_source_total'][0]:,.1f}"
+           " t C), not priced" if clip else "; clip_negative_nep false: negative basis netted and priced")
+        + "; classes with sequestration = 0 in the class table (cropland) not counted by the NEP / α·NPP routes")
+    result.notes.append("Rh: climate-only regression (no class or soil term; the same per m² on every Rh class "
+                        "under the same climate) — kept as published for want of a per-class calibration; the "
+                        "alpha_npp and rate methods do not use it")
     if n == 1:
         result.notes.append("annual surrogate inputs: Topt = annual mean temperature, Rh from the mean "
                             "month × 12; less exact than 12 monthly periods")
