@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import calendar
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import dask.array as da
@@ -50,9 +51,10 @@ from ..tables import check_codes, lookup_arrays, numeric_column, read_table, req
 #: The parameter table of this service (values, per-profile values, sources, confidence).
 CONSTANTS_TABLE = "air_constants.yaml"
 #: Default per-class tables under ``configs/parameters`` (a catalogue table input replaces each).
-DEPOSITION_TABLE = "air_deposition_classes.csv"
-PM25_WIND_TABLE = "air_pm25_wind.csv"
-CAPACITY_TABLE = "air_capacity.csv"
+#: Paths only: nothing is read at import, and ``$ECORASTER_CONFIG_DIR`` is looked up again on use.
+DEPOSITION_TABLE = config_path("parameters", "air_deposition_classes.csv", must_exist=False)
+PM25_WIND_TABLE = config_path("parameters", "air_pm25_wind.csv", must_exist=False)
+CAPACITY_TABLE = config_path("parameters", "air_capacity.csv", must_exist=False)
 NODATA = -9999.0
 
 #: Deposition pollutants: output id → (concentration input, kind, kg/m³ per input unit, table column)
@@ -165,11 +167,11 @@ def _const(ctx: ServiceContext, name: str) -> Any:
     return ctx.param(name)
 
 
-def _table(ctx: ServiceContext, input_id: str, default: str):
-    """A per-class table: the catalogue table given as input, else ``configs/parameters/<default>``."""
+def _table(ctx: ServiceContext, input_id: str, default: Path):
+    """A per-class table: the catalogue table given as input, else ``configs/parameters/<default's name>``."""
     if ctx.has(input_id):
         return ctx.entry(input_id).uri, ctx.table(input_id)
-    path = config_path("parameters", default)
+    path = config_path("parameters", default.name)
     return str(path), read_table(path, field=f"air_purification.{input_id}")
 
 
