@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,21 @@ PARCELS_GPKG = Path("products") / "parcels.gpkg"
 
 #: Schema-metadata key of the parcel GeoParquet that holds units, price year, region …
 PARQUET_META_KEY = b"ecoraster"
+
+
+@lru_cache(maxsize=1)
+def product_names() -> dict[str, dict[str, str]]:
+    """``{product: {"code", "name_zh", "name_en"}}`` from ``configs/products.yaml``."""
+    from ..catalogue import load_products
+
+    return {pid: {"code": p.code, "name_zh": p.name_zh, "name_en": p.name_en}
+            for pid, p in load_products().items()}
+
+
+def names_of(product: str) -> dict[str, str | None]:
+    """The catalogue code and the Chinese and English names of ``product`` (None if unknown)."""
+    n = product_names().get(product) or {}
+    return {"code": n.get("code"), "name_zh": n.get("name_zh"), "name_en": n.get("name_en")}
 
 
 @dataclass(frozen=True)
@@ -179,7 +194,7 @@ class RunWorkspace:
                 continue
             qty_layer, value_layer = self.layer(code, "physical"), self.layer(code, "value")
             rows.append({
-                "product": code,
+                "product": code, **names_of(code),
                 "qty": qty, "qty_units": units.get(f"{code}_qty") or (qty_layer.units if qty_layer else None),
                 "value": value,
                 "value_units": units.get(f"{code}_value") or (value_layer.units if value_layer else "CNY"),
@@ -199,7 +214,7 @@ class RunWorkspace:
         for code in self.products:
             value, qty = self.layer(code, "value"), self.layer(code, "physical")
             products.append({
-                "product": code,
+                "product": code, **names_of(code),
                 "value_units": value.units if value else self.units.get(f"{code}_value", "CNY"),
                 "qty_units": qty.units if qty else self.units.get(f"{code}_qty"),
                 "contested": code in self.contested,
