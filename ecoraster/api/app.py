@@ -92,6 +92,13 @@ class QueryService:
         return {**feature, "geometry": shapely.geometry.mapping(geom)}
 
 
+#: Content-Security-Policy of every HTML page: scripts, styles, images and workers from this
+#: server only (inline code and data:/blob: URLs of the pages themselves allowed). Redoc's
+#: bundle asks a CDN for its logo: the browser refuses that, so nothing leaves the machine.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' blob:; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; worker-src 'self' blob:; font-src 'self' data:; connect-src 'self'")
+
+
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
     content: dict[str, Any] = {"error": code, "message": message}
     if details is not None:
@@ -126,6 +133,7 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
     """The API + map page for the run in ``workspace`` (opened once, at start-up)."""
     svc = QueryService(workspace, year=year, max_area_ha=max_area_ha, in_memory=in_memory)
     app = FastAPIOffline(
+        redoc_url=None,  # our own /redoc below: the same assets, with a CSP
         title="ecoraster GEP queries",
         description=(f"Parcel values and project siting for **{svc.ws.region}** {svc.ws.year} "
                      f"(prices of {svc.ws.price_year}). Geometries are in the grid CRS {svc.crs_label} "
@@ -133,6 +141,21 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
         version="1",
     )
     app.state.service = svc
+
+    @app.middleware("http")
+    async def _csp(request: Request, call_next):
+        response = await call_next(request)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["Content-Security-Policy"] = CSP
+        return response
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        from fastapi.openapi.docs import get_redoc_html
+
+        return get_redoc_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - ReDoc",
+                              redoc_js_url="/static-offline-docs/redoc.standalone.js", with_google_fonts=False,
+                              redoc_favicon_url="/static-offline-docs/favicon.png")
 
     @app.exception_handler(FootprintError)
     async def _footprint_error(request: Request, exc: FootprintError) -> JSONResponse:

@@ -82,7 +82,7 @@ class MapLayer:
 
     id: str
     product: str
-    kind: str  # "value" | "physical"
+    kind: str  # "value" | "physical" (of a product) | "output" (per-pixel, not a product)
     service: str
     output_id: str
     path: Path
@@ -91,6 +91,12 @@ class MapLayer:
     contested: bool
 
     def describe(self) -> dict[str, Any]:
+        if self.kind == "output":  # a per-pixel output that is no product (a stock, NPP, NEP …)
+            zh, en = _service_names(self.service)
+            return {"id": self.id, "product": None, "kind": self.kind, "service": self.service,
+                    "output_id": self.output_id, "units": f"{self.units} per pixel", "contested": False,
+                    "code": None, "name_zh": f"{zh} {self.output_id}", "name_en": f"{en} {self.output_id}",
+                    "title": f"{zh} · {en}: {self.output_id} ({self.units} per pixel, not in GEP)"}
         names = product_names().get(self.product, {})
         kind_zh = "价值量" if self.kind == "value" else "实物量"
         return {
@@ -100,6 +106,17 @@ class MapLayer:
             "title": f"{names.get('name_zh', self.product)} {kind_zh} · {names.get('name_en', self.product)} "
                      f"{'value' if self.kind == 'value' else 'quantity'} ({self.units} per pixel)",
         }
+
+
+@lru_cache(maxsize=None)
+def _service_names(service: str) -> tuple[str, str]:
+    from ..registry import get_spec
+
+    try:
+        spec = get_spec(service)
+    except Exception:  # a service of another installation: show its id
+        return service, service
+    return spec.name_zh, spec.name
 
 
 def _hex_rgba(colour: str, alpha: int = 255) -> tuple[int, int, int, int]:
@@ -156,6 +173,17 @@ class MapLayers:
             if lid not in self.layers:
                 self.layers[lid] = MapLayer(lid, layer.product, layer.kind, layer.service, layer.output_id,
                                             layer.path, layer.units, layer.nodata, layer.product in ws.contested)
+        # per-pixel outputs that are no product (carbon stocks, NPP, NEP, the clipped water balance)
+        for service, res in (ws.manifest.get("results") or {}).items():
+            for output_id, out in (res.get("outputs") or {}).items():
+                if out.get("product") or out.get("kind") not in ("physical", "intermediate") \
+                        or out.get("per", "pixel") != "pixel" or "path" not in out:
+                    continue
+                path = ws._resolve(out["path"], service)
+                if path.exists():
+                    lid = f"{service}.{output_id}"
+                    self.layers[lid] = MapLayer(lid, "", "output", service, output_id, path,
+                                                out.get("units", ""), out.get("nodata"), False)
         self._legends: dict[tuple[str, int], dict[str, Any]] = {}
 
     def get(self, layer_id: str) -> MapLayer:
@@ -167,7 +195,8 @@ class MapLayers:
     def describe(self) -> list[dict[str, Any]]:
         """Every layer, values first, in the run's product order."""
         order = {p: i for i, p in enumerate(self.ws.products)}
-        ranked = sorted(self.layers.values(), key=lambda la: (la.kind != "value", order.get(la.product, 1e9)))
+        rank = {"value": 0, "physical": 1, "output": 2}
+        ranked = sorted(self.layers.values(), key=lambda la: (rank[la.kind], order.get(la.product, 1e9)))
         return [la.describe() for la in ranked]
 
     # -- legend ---------------------------------------------------------------------------
@@ -187,7 +216,7 @@ class MapLayers:
             return self._legends[key]
         layer = self.get(layer_id)
         values = self._sample(layer)
-        ramp = RAMPS[layer.kind]
+        ramp = RAMPS["value" if layer.kind == "value" else "physical"]
         breaks = class_breaks(values, min(classes, len(ramp)))
         n = max(len(breaks) - 1, 0)
         colours = [ramp[round(i * (len(ramp) - 1) / max(n - 1, 1))] for i in range(n)]
@@ -204,7 +233,8 @@ class MapLayers:
             shown_notes.append(notes["zero"])
         for i in range(n):
             lo, hi = breaks[i], breaks[i + 1]
-            entries.append({"from": lo, "to": hi, "color": colours[i], "label": f"{lo:,g} – {hi:,g}",
+            label = f"{lo:,g}" if lo == hi else f"{lo:,g} – {hi:,g}"
+            entries.append({"from": lo, "to": hi, "color": colours[i], "label": label,
                             "class": "positive"})
         if layer.contested:
             shown_notes.append(notes["contested"])
