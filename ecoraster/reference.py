@@ -106,7 +106,7 @@ def _service_sections(spec: Any, level: str = "###") -> list[str]:
 
 def configuration_reference() -> str:
     """Markdown: run config, catalogue entries, every service's spec."""
-    from .catalog import DatasetEntry
+    from .datasets import DatasetEntry
     from .config import DaskConfig, GridConfig, RunConfig, ServiceRun, ZoneSet
     from .registry import all_specs
 
@@ -143,7 +143,7 @@ def _profiles() -> list[dict[str, Any]]:
 
 def product_glossary() -> str:
     """Markdown: every product code with names, units, methods, default price, profiles."""
-    from .catalogue import load_products
+    from .standards import load_products
 
     prices, profiles = _default_prices(), _profiles()
     rows = []
@@ -204,7 +204,7 @@ def _rst_to_md(text: str) -> str:
 
 def methods_markdown() -> str:
     """Markdown: per service the method text, spec tables, parameter tables and prices."""
-    from .catalogue import load_products
+    from .standards import load_products
     from .registry import all_specs, get_service
 
     prices = yamlio.read_mapping(config_path("prices", "mee2020.yaml"), field="prices").get("prices") or []

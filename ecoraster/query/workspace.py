@@ -31,7 +31,7 @@ PARQUET_META_KEY = b"ecoraster"
 @lru_cache(maxsize=1)
 def product_names() -> dict[str, dict[str, str]]:
     """``{product: {"code", "name_zh", "name_en"}}`` from ``configs/products.yaml``."""
-    from ..catalogue import load_products
+    from ..standards import load_products
 
     return {pid: {"code": p.code, "name_zh": p.name_zh, "name_en": p.name_en}
             for pid, p in load_products().items()}
