@@ -36,6 +36,7 @@ import pandas as pd
 from ..spec import ServiceResult
 from ..standards import Profile, load_products
 from .product_catalogue import catalogue_rows, write_catalogue
+from .zone_files import write_zone_extras
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +145,25 @@ def write_zone_table(gdf: gpd.GeoDataFrame, folder: Path, name: str, meta: dict[
     metadata = {**(table.schema.metadata or {}), b"ecoraster": json.dumps(meta, ensure_ascii=False).encode()}
     pq.write_table(table.replace_schema_metadata(metadata), pq_path)
     out = gdf
+    id_column = gdf.columns[0]
+    zh = zh_field_names(list(gdf.columns), id_column)
     if field_names == "zh":
-        id_column = gdf.columns[0]
-        out = gdf.rename(columns=zh_field_names(list(gdf.columns), id_column))
+        out = gdf.rename(columns=zh)
     if gpkg_path.exists():
         gpkg_path.unlink()
     out.to_file(gpkg_path, driver="GPKG", layer=name)
-    return {f"{name}_parquet": pq_path, f"{name}_gpkg": gpkg_path}
+    written = {f"{name}_parquet": pq_path, f"{name}_gpkg": gpkg_path}
+    written.update(write_zone_extras(gdf, out, folder, name, meta, zh if field_names == "zh" else {}))
+    return written
+
+
+def run_field_names(plan) -> str:
+    """One field-name choice for every GeoPackage of a run: ``zh`` when any zone dataset's
+    catalogue entry asks for ``options: {field_names: zh}``, else ``en``."""
+    for zs in plan.config.zones.values():
+        if plan.catalog.get(zs.dataset).options.get("field_names") == "zh":
+            return "zh"
+    return "en"
 
 
 def _read_zones(plan, name: str) -> gpd.GeoDataFrame:
@@ -246,8 +259,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         for pid in qty.columns:
             col_units[f"{pid}_qty"] = units.get(pid, "")
             col_units[f"{pid}_value"] = "CNY"
-        entry = plan.catalog.get(zs.dataset)
-        switch = field_names or entry.options.get("field_names", "en")
+        switch = field_names or run_field_names(plan)
         written.update(write_zone_table(gdf, folder, name, {**meta_base, "units": col_units, "zone_set": name,
                                                             "field_names_gpkg": switch}, switch))
         zreport: dict[str, Any] = {"n_zones": len(gdf), "partition": zs.partition}
