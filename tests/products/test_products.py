@@ -8,11 +8,14 @@ oxygen 1000 CNY/t (contested under mee2020).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+
+import ecoraster
 
 from ecoraster.run import execute_run
 
@@ -161,7 +164,14 @@ def test_manifest_mass_balance_and_partition(run):
     assert "mass_balance" not in manifest["products_report"]["zone_sets"]["wetland_units"]   # not a partition
     assert manifest["products_report"]["gep_region"]["gep"] == pytest.approx(35 * (100 * WC + C + 2 * O2), rel=1e-6)
     assert manifest["valuation"]["price_year"] == 2013
-    assert (ws / "products" / "parcels.gpkg").is_file() and str(ws) in manifest["products"]["parcels_gpkg"]
+    # paths inside the workspace are relative to it; the software is named by version and commit
+    assert (ws / "products" / "parcels.gpkg").is_file() and manifest["products"]["parcels_gpkg"] == "products/parcels.gpkg"
+    assert manifest["paths_relative_to"] == "workspace"
+    out = manifest["results"]["fake_gep"]["outputs"]["wc"]["path"]
+    assert not Path(out).is_absolute() and (ws / out).is_file()
+    prov = manifest["software_provenance"]
+    assert prov["version"] == ecoraster.__version__ and prov["package"] == "ecoraster"
+    assert prov["git_commit"] is None or len(prov["git_commit"]) == 40
 
 
 def test_stac_catalogue_valid_and_complete(run):
