@@ -12,9 +12,9 @@ import typer
 from ..errors import EcorasterError
 
 #: Workspace used when ``-w`` is not given: the demo's outputs (``make demo``).
-DEFAULT_WORKSPACE = Path("outputs/demo/wuhan_2013")
 
-_WS = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="run workspace (folder with run.json)")
+_WS = typer.Option(None, "--workspace", "-w", help="run workspace (folder with run.json); default: the most recent "
+                                                   "run under ./outputs")
 _YEAR = typer.Option(None, "--year", help="pick the run of this year (among sibling run folders)")
 _JSON = typer.Option(False, "--json", help="print JSON")
 
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
     """Add the query commands to ``eco``."""
 
     @app.command("parcel")
-    def parcel(parcel_id: str = typer.Argument(..., help="parcel_id"), workspace: Path = _WS,
+    def parcel(parcel_id: str = typer.Argument(..., help="parcel_id"), workspace: Optional[Path] = _WS,
                year: Optional[int] = _YEAR, as_json: bool = _JSON) -> None:
         """A parcel's catalogue: quantity and value of each product, GEP."""
         from ..query import ParcelStore, RunWorkspace
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("parcels")
     def parcels(
-        workspace: Path = _WS,
+        workspace: Optional[Path] = _WS,
         bbox: Optional[str] = typer.Option(None, "--bbox", help="minx,miny,maxx,maxy"),
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of --bbox / --within (EPSG:4326, EPSG:4490 or "
                                           "the grid CRS; default: grid CRS for --bbox)"),
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
     @app.command("site")
     def site(
         footprint: Path = typer.Argument(..., help="GeoJSON polygon of the project footprint"),
-        workspace: Path = _WS,
+        workspace: Optional[Path] = _WS,
         year: Optional[int] = _YEAR,
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the coordinates if the file has no 'crs'"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
@@ -174,7 +174,7 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare(
         sites: list[Path] = typer.Argument(..., help="GeoJSON footprints of candidate sites"),
-        workspace: Path = _WS,
+        workspace: Optional[Path] = _WS,
         year: Optional[int] = _YEAR,
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the coordinates if a file has no 'crs'"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
@@ -200,7 +200,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve(
-        workspace: Path = _WS,
+        workspace: Optional[Path] = _WS,
         year: Optional[int] = _YEAR,
         host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
         port: int = typer.Option(8000, "--port", help="port"),
@@ -220,7 +220,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("parcels-to-postgis")
     def parcels_to_postgis(
-        workspace: Path = typer.Argument(..., help="run workspace"),
+        workspace: Optional[Path] = _WS,
         dsn: Optional[str] = typer.Option(None, "--dsn", help="postgresql://user:pass@host:5432/db"),
         table: str = typer.Option("parcels", "--table", help="table name"),
         schema: Optional[str] = typer.Option(None, "--schema", help="schema (default: the search path)"),

@@ -72,7 +72,7 @@ class RunWorkspace:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, year: int | None = None) -> RunWorkspace:
+    def open(cls, path: str | os.PathLike | None, year: int | None = None) -> RunWorkspace:
         """Open the run workspace at ``path`` (a folder with ``run.json``, or that file).
 
         With ``year``, ``path`` may also be a folder of runs (or one run among siblings):
@@ -262,13 +262,40 @@ def _run_year(path: Path) -> int | None:
         return None
 
 
-def resolve_workspace(path: str | os.PathLike, year: int | None = None) -> Path:
+#: Folders searched (below the current directory) for the most recent run when no workspace is given.
+RUN_SEARCH_DIRS = ("outputs", ".")
+
+
+def latest_workspace(start: str | os.PathLike | None = None, max_depth: int = 3) -> Path:
+    """The most recent run (newest ``run.json``) under ``./outputs`` (or the current folder),
+    at most ``max_depth`` levels down. Raises :class:`QueryError` saying what to pass if none."""
+    base = Path(start or Path.cwd())
+    found: list[Path] = []
+    for sub in RUN_SEARCH_DIRS:
+        root = (base / sub).resolve()
+        if not root.is_dir():
+            continue
+        for depth in range(max_depth + 1):
+            found += [p for p in root.glob("/".join(["*"] * depth + ["run.json"])) if ".staging" not in str(p)]
+        if found:
+            break
+    if not found:
+        raise QueryError(f"no run workspace given and no run.json under {base / 'outputs'}: pass -w DIR, the folder "
+                         "of a finished run (e.g. -w outputs/demo/wuhan_2013 after `make demo`, or the -w of "
+                         "your `eco run`)")
+    return max(found, key=lambda p: p.stat().st_mtime).parent
+
+
+def resolve_workspace(path: str | os.PathLike | None, year: int | None = None) -> Path:
     """The run folder for ``path`` and, if given, ``year``.
 
     ``path`` is a run folder (holds ``run.json``) or ``run.json`` itself. With ``year``,
     a run folder of another year makes us look at its siblings, and a folder without
     ``run.json`` is searched one level down, for the run whose ``config.year`` matches.
+    ``path=None``: the most recent run under ``./outputs`` (:func:`latest_workspace`).
     """
+    if path is None:
+        path = latest_workspace()
     p = Path(path).expanduser()
     if p.name == "run.json" and p.is_file():
         p = p.parent
