@@ -73,6 +73,18 @@ def _print_site(res) -> None:
                        + (f"  ({share:.1%} of the parcel)" if share is not None else ""))
 
 
+_REPORT = typer.Option(None, "--report", help="also write the printable site report (项目立项, HTML) to this file")
+
+
+def _write_report(workspace: Optional[Path], year: Optional[int], results: list, path: Path) -> None:
+    from ..query import RunWorkspace
+    from ..query.layers import MapLayers
+    from ..query.report import site_report_html
+
+    path.write_text(site_report_html(MapLayers(RunWorkspace.open(workspace, year)), results), encoding="utf-8")
+    typer.echo(f"report -> {path}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the query commands to ``eco``."""
 
@@ -157,6 +169,7 @@ def register(app: typer.Typer) -> None:
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the coordinates if the file has no 'crs'"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
         engine: str = typer.Option("window", "--engine", help="window (fast) | zonal (whole-raster zonal_stats)"),
+        report: Optional[Path] = _REPORT,
         as_json: bool = _JSON,
     ) -> None:
         """Value lost if the footprint is built: every product's value and quantity inside it."""
@@ -164,6 +177,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             res = value_site(workspace, footprint, crs=crs, year=year, max_area_ha=max_area_ha, engine=engine)
+            if report is not None:
+                _write_report(workspace, year, [res], report)
         except EcorasterError as exc:
             _fail(exc, as_json)
         if as_json:
@@ -178,6 +193,7 @@ def register(app: typer.Typer) -> None:
         year: Optional[int] = _YEAR,
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the coordinates if a file has no 'crs'"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
+        report: Optional[Path] = _REPORT,
         as_json: bool = _JSON,
     ) -> None:
         """Rank candidate sites by the GEP they would take away (least first)."""
@@ -185,6 +201,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             ranked = compare_sites(workspace, list(sites), crs=crs, year=year, max_area_ha=max_area_ha)
+            if report is not None:
+                _write_report(workspace, year, ranked, report)
         except EcorasterError as exc:
             _fail(exc, as_json)
         table = ranking_table(ranked)

@@ -155,3 +155,17 @@ def test_info_and_card_name_products_in_chinese(client):
     site = client.post("/api/site", json=feature(cell_box(12, 0, 14, 2))).json()
     assert next(p for p in site["products"] if p["product"] == "water_conservation")["name_zh"] == "水源涵养"
     _ = io, json
+
+
+def test_cli_site_report(query_ws, tmp_path):
+    from typer.testing import CliRunner
+
+    from ecoraster.cli import app as cli_app
+
+    site = tmp_path / "东区.geojson"
+    site.write_text(json.dumps(feature(cell_box(12, 0, 14, 2), name="东区")), encoding="utf-8")
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(cli_app, ["site", str(site), "-w", str(query_ws), "--report", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    # same arithmetic as the API report: 4 px × (252 + 60) CNY
+    assert 'id="gep-lost">1,248.00<' in out.read_text(encoding="utf-8")
