@@ -246,6 +246,25 @@ class MapLayers:
         self._legends[key] = out
         return out
 
+    def classify(self, layer_id: str, data: np.ndarray) -> np.ma.MaskedArray:
+        """Legend class index (0 … n−1, in the order of ``legend()["classes"]``) of every value
+        of ``data`` (a masked array of the layer, e.g. a decimated read); nodata stays masked.
+        For plotting with the legend's colours (``matplotlib.colors.ListedColormap``)."""
+        classes = self.legend(layer_id)["classes"]
+        values = np.ma.asarray(data, dtype=np.float64)
+        raw = values.filled(np.nan)
+        idx = np.full(raw.shape, -1, dtype=np.int16)
+        pos = [i for i, c in enumerate(classes) if c["class"] == "positive"]
+        if pos:
+            cuts = [classes[i]["to"] for i in pos[:-1]]
+            idx = np.where(raw > 0, pos[0] + np.digitize(raw, cuts, right=False), idx)
+        for i, c in enumerate(classes):
+            if c["class"] == "zero":
+                idx[raw == 0] = i
+            elif c["class"] == "negative":
+                idx[raw < 0] = i
+        return np.ma.masked_array(idx, mask=np.ma.getmaskarray(values) | (idx < 0) | np.isnan(raw))
+
     def colormap(self, layer_id: str) -> list[tuple[tuple[float, float], tuple[int, int, int, int]]]:
         """rio-tiler interval colormap of the legend (open ends at ±inf; zero as its own class)."""
         entries = self.legend(layer_id)["classes"]
