@@ -247,9 +247,9 @@ def zonal(
 
 
 def _register_command_groups() -> None:
-    from . import flows, ingest, products, query
+    from . import flows, ingest, products, query, reports
 
-    for module in (ingest, products, query, flows):
+    for module in (ingest, products, query, flows, reports):
         module.register(app)
 
 
