@@ -218,6 +218,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
     cols, notes = product_columns(results)
     cfg = plan.config
     meta_base = {"price_year": setup.price_year, "region": cfg.region, "year": cfg.year, "profile": profile.id,
+                 "contested": list(profile.contested),
                  "price_table": setup.table.id, "price_table_version": setup.table.version}
     units = {pid: pc.qty_units for pid, pc in cols.items()}
     prices = {pid: pc.price for pid, pc in cols.items()}

@@ -160,8 +160,19 @@ class RunWorkspace:
 
     @property
     def contested(self) -> set[str]:
-        """Product codes left out of ``gep_excl_contested`` (metadata key ``contested``)."""
-        return set(self.parcel_meta.get("contested") or [])
+        """Product codes left out of ``gep_excl_contested``: the parcel table's metadata key
+        ``contested``, else the run's standard profile (``configs/profiles/<id>.yaml``)."""
+        if "contested" in self.parcel_meta:
+            return set(self.parcel_meta.get("contested") or [])
+        if self.profile:
+            from ..errors import EcorasterError
+            from ..standards import load_profile
+
+            try:
+                return set(load_profile(self.profile).contested)
+            except EcorasterError:  # a profile of another installation: no contested marks
+                return set()
+        return set()
 
     @cached_property
     def products(self) -> list[str]:
