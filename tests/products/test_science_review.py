@@ -166,7 +166,7 @@ def test_run_sensitivity_flag_and_catalogue_range(tmp_zh, raster_writer, fake_se
     res = runner.invoke(app, ["run", str(cfg), "-w", str(tmp_zh / "ws"), "--quiet", "--sensitivity"])
     assert res.exit_code == 0, res.output
     assert (tmp_zh / "ws" / "products" / "sensitivity.csv").is_file()
-    res = runner.invoke(app, ["catalogue", str(tmp_zh / "ws"), "--gep", "--zone-set", "region", "--json"])
+    res = runner.invoke(app, ["catalogue", "-w", str(tmp_zh / "ws"), "--gep", "--zone-set", "region", "--json"])
     row = json.loads(res.stdout)[0]
     # O2 (contested) 35 px × 2 t × 1000 CNY/t × 0.5 … 1.5 (sensitivity_ranges.yaml); water and carbon have no
     # range in the test price table (no options) beyond their quantity factors (water 0.73 … 1.02, carbon 0.5 … 1.5)
