@@ -291,6 +291,12 @@ def write_manifest(plan: RunPlan, result: RunResult, chosen: list[str], staging:
             manifest[key] = json.loads((staging / name).read_text(encoding="utf-8"))
     manifest["parameter_tables"] = _parameter_versions(plan, checksums)
     manifest["stand_in_inputs"] = stand_in_inputs(plan, chosen)
+    # package version + git commit; paths inside the workspace relative to it (provenance.py)
+    from .provenance import relative_to_workspace, software_provenance
+
+    manifest = {"software_provenance": software_provenance(),
+                **relative_to_workspace(manifest, staging, result.workspace)}
+    manifest["paths_relative_to"] = "workspace"
     path = staging / "run.json"
     path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return path

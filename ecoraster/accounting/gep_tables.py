@@ -39,6 +39,7 @@ import pandas as pd
 from ..spec import ServiceResult
 from ..standards import Profile, load_products
 from .product_catalogue import catalogue_rows, write_catalogue
+from .zone_files import write_zone_extras
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +158,25 @@ def write_zone_table(gdf: gpd.GeoDataFrame, folder: Path, name: str, meta: dict[
     metadata = {**(table.schema.metadata or {}), b"ecoraster": json.dumps(meta, ensure_ascii=False).encode()}
     pq.write_table(table.replace_schema_metadata(metadata), pq_path)
     out = gdf
+    id_column = gdf.columns[0]
+    zh = zh_field_names(list(gdf.columns), id_column)
     if field_names == "zh":
-        id_column = gdf.columns[0]
-        out = gdf.rename(columns=zh_field_names(list(gdf.columns), id_column))
+        out = gdf.rename(columns=zh)
     if gpkg_path.exists():
         gpkg_path.unlink()
     out.to_file(gpkg_path, driver="GPKG", layer=name)
-    return {f"{name}_parquet": pq_path, f"{name}_gpkg": gpkg_path}
+    written = {f"{name}_parquet": pq_path, f"{name}_gpkg": gpkg_path}
+    written.update(write_zone_extras(gdf, out, folder, name, meta, zh if field_names == "zh" else {}))
+    return written
+
+
+def run_field_names(plan) -> str:
+    """One field-name choice for every GeoPackage of a run: ``zh`` when any zone dataset's
+    catalogue entry asks for ``options: {field_names: zh}``, else ``en``."""
+    for zs in plan.config.zones.values():
+        if plan.catalog.get(zs.dataset).options.get("field_names") == "zh":
+            return "zh"
+    return "en"
 
 
 def _read_zones(plan, name: str) -> gpd.GeoDataFrame:
@@ -272,8 +285,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         for pid in qty.columns:
             col_units[f"{pid}_qty"] = units.get(pid, "")
             col_units[f"{pid}_value"] = "CNY"
-        entry = plan.catalog.get(zs.dataset)
-        switch = field_names or entry.options.get("field_names", "en")
+        switch = field_names or run_field_names(plan)
         written.update(write_zone_table(gdf, folder, name, {**meta_base, "units": col_units, "zone_set": name,
                                                             "field_names_gpkg": switch}, switch))
         zreport: dict[str, Any] = {"n_zones": len(gdf), "partition": zs.partition}
@@ -284,10 +296,13 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
 
     catalogue = pd.concat(parts, ignore_index=True)
     written.update(write_catalogue(catalogue, folder, meta_base))
+    # boolean masks, not DataFrame.query: with numexpr installed (a rio-tiler dependency) pandas
+    # hands query strings to numexpr, which fails on these columns
+    region_counted = (catalogue["zone_set"] == "region") & catalogue["counted"].astype(bool)
     report["gep_region"] = {
-        "gep": float(catalogue.query("zone_set == 'region' and counted")["value_cny"].fillna(0).sum()),
-        "gep_excl_contested": float(catalogue.query("zone_set == 'region' and counted and not contested")
-                                    ["value_cny"].fillna(0).sum()),
+        "gep": float(catalogue.loc[region_counted, "value_cny"].fillna(0).sum()),
+        "gep_excl_contested": float(catalogue.loc[region_counted & ~catalogue["contested"].astype(bool),
+                                                  "value_cny"].fillna(0).sum()),
         "units": "CNY", "price_year": setup.price_year}
     (folder / "products.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str),
                                           encoding="utf-8")
