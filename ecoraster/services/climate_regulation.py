@@ -24,17 +24,18 @@ with and without it). Valued at the regional electricity tariff of the price tab
 from __future__ import annotations
 
 import calendar
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import dask.array as da
 import numpy as np
 import pandas as pd
+import rasterio
 
 from ..context import ServiceContext
+from ..engine import block_chunk, map_blocks
 from ..errors import EcorasterError, ServiceError, TableError
-from ..grid import align_to
+from ..grid import align_bands, align_to
 from ..kernels.casa import build_row_index
 from ..kernels.wetland import (
     KJ_PER_KWH,
@@ -44,27 +45,38 @@ from ..kernels.wetland import (
     hot_day_fractions,
     month_days,
 )
-from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
+from ..resources import config_path
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
 from ..tables import lookup_arrays, read_table, require_columns
-from .carbon_sequestration import (
-    PARAMETER_DIR,
-    band_count,
-    block_chunk,
-    class_array,
-    constants_used,
-    load_constants,
-    parameter_specs,
-    period_arrays,
-    resolve_constant,
-    unknown_params,
-)
 
-CONSTANTS_FILE = PARAMETER_DIR / "climate_regulation.yaml"
-EPP_TABLE = PARAMETER_DIR / "climate_epp_classes.csv"
-CLASSES_TABLE = PARAMETER_DIR.parent / "classes" / "gep_ecosystem_classes.csv"
+CONSTANTS_TABLE = "climate_regulation.yaml"
+EPP_TABLE = "climate_epp_classes.csv"
 NODATA = -9999.0
-METHODS = ("et_energy", "epp")
-_CONSTANTS = load_constants(CONSTANTS_FILE)
+HOT_DAY_SOURCES = ("daily_temperature", "hot_days", "hot_days_scalar")
+
+PARAMETERS = (
+    ParameterSpec(id="hot_threshold_c", type="number", minimum=-60.0, maximum=60.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="eer", type="number", minimum=0.0, exclusive_minimum=True, table=CONSTANTS_TABLE),
+    ParameterSpec(id="latent_heat_kj_kg", type="number", minimum=0.0, exclusive_minimum=True, table=CONSTANTS_TABLE),
+    ParameterSpec(id="humidifier_kwh_m3", type="number", minimum=0.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="water_divide_by_eer", type="bool", table=CONSTANTS_TABLE),
+    ParameterSpec(id="date_column", type="string", table=CONSTANTS_TABLE),
+    ParameterSpec(id="temperature_column", type="string", table=CONSTANTS_TABLE),
+    ParameterSpec(id="max_missing_days", type="integer", minimum=0, maximum=366, table=CONSTANTS_TABLE),
+)
+_PARAM_IDS = tuple(p.id for p in PARAMETERS)
+METHODS = (
+    MethodSpec(id="et_energy", about="ET on the hot days × latent heat ÷ EER (vegetation); + humidifier (water)",
+               required_inputs=("ecosystem", "et"),
+               optional_inputs=("evaporation", "et_weights", *HOT_DAY_SOURCES),
+               one_of_inputs=(HOT_DAY_SOURCES,), parameters=_PARAM_IDS,
+               outputs=("transpiration", "evaporation")),
+    MethodSpec(id="epp", about="per-class EPP table × area × hot days (÷ EER for vegetation; + humidifier for water)",
+               required_inputs=("ecosystem",),
+               optional_inputs=("daily_temperature", "hot_days_scalar", "epp_table"),
+               one_of_inputs=(("daily_temperature", "hot_days_scalar"),), parameters=_PARAM_IDS,
+               outputs=("transpiration", "evaporation")),
+)
 
 SPEC = ServiceSpec(
     id="climate_regulation",
@@ -95,7 +107,7 @@ SPEC = ServiceSpec(
                   about="epp method: code, epp_kj_m2_d, kind (vegetation|water) (default "
                         "configs/parameters/climate_epp_classes.csv)"),
     ),
-    parameters=parameter_specs(_CONSTANTS),
+    parameters=PARAMETERS,
     outputs=(
         OutputSpec(id="transpiration", filename="climate_transpiration_kwh.tif", units="kWh", per="pixel",
                    nodata=NODATA, product="climate_regulation_transpiration",
@@ -108,11 +120,25 @@ SPEC = ServiceSpec(
 
 
 def _const(ctx: ServiceContext, name: str) -> Any:
-    return resolve_constant(ctx, _CONSTANTS, name)
+    return ctx.param(name)
 
 
 def _method(ctx: ServiceContext) -> str:
-    return ctx.method or "et_energy"
+    return ctx.method_id
+
+
+def band_count(ctx: ServiceContext, input_id: str) -> int:
+    """Number of bands (periods) of a raster input."""
+    with rasterio.open(ctx.entry(input_id).uri) as src:
+        return src.count
+
+
+def _bands(ctx: ServiceContext, input_id: str, n: int, chunk: int) -> list[da.Array]:
+    """Bands 1..n of an input on the run grid as float32, NaN = nodata (:func:`grid.align_bands`)."""
+    e = ctx.entry(input_id)
+    resampling = ctx.spec.input(input_id).resampling or e.effective_resampling
+    return align_bands(e.uri, ctx.grid, resampling, n, src_crs=e.crs, src_nodata=e.nodata, chunk=chunk,
+                       name=input_id, field=f"services.{ctx.spec.id}.inputs.{input_id}")
 
 
 def _year(ctx: ServiceContext) -> int:
@@ -173,10 +199,10 @@ def _hot_share(ctx: ServiceContext) -> tuple[np.ndarray | None, float | None, st
 def validate(ctx: ServiceContext) -> list[Issue]:
     """Method, inputs per method, the hot-day source, tables. Never raises."""
     key = ("services", SPEC.id)
+    issues = ctx.validate_inputs()
+    if issues:
+        return issues
     method = _method(ctx)
-    if method not in METHODS:
-        return [Issue((*key, "method"), f"= {method!r}; use one of {', '.join(METHODS)}")]
-    issues = ctx.validate_inputs() + unknown_params(ctx, _CONSTANTS)
     given = [i for i in ("daily_temperature", "hot_days", "hot_days_scalar") if ctx.has(i)]
     if len(given) != 1:
         issues.append(Issue((*key, "inputs", "daily_temperature"),
@@ -210,8 +236,9 @@ def validate(ctx: ServiceContext) -> list[Issue]:
 
 def _kinds() -> np.ndarray:
     """kind_of_code: 1 vegetation, 2 water, 0 other, from configs/classes/gep_ecosystem_classes.csv."""
-    df = read_table(CLASSES_TABLE, field="climate_regulation.classes")
-    codes, values = lookup_arrays(df, "code", ("is_vegetation", "is_water"), str(CLASSES_TABLE))
+    path = config_path("classes", "gep_ecosystem_classes.csv")
+    df = read_table(path, field="climate_regulation.classes")
+    codes, values = lookup_arrays(df, "code", ("is_vegetation", "is_water"), str(path))
     kinds = np.zeros(int(codes.max()) + 1, dtype=np.int64)
     kinds[codes] = np.where(values[:, 1] > 0, 2, np.where(values[:, 0] > 0, 1, 0))
     return kinds
@@ -221,7 +248,8 @@ def _epp(ctx: ServiceContext) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
     if ctx.has("epp_table"):
         src, df = ctx.entry("epp_table").uri, ctx.table("epp_table")
     else:
-        src, df = str(EPP_TABLE), read_table(EPP_TABLE, field="climate_regulation.epp_table")
+        path = config_path("parameters", EPP_TABLE)
+        src, df = str(path), read_table(path, field="climate_regulation.epp_table")
     require_columns(df, ["code", "epp_kj_m2_d", "kind"], src)
     codes, values = lookup_arrays(df, "code", ("epp_kj_m2_d",), src)
     kinds = df["kind"].astype(str).str.strip().str.lower()
@@ -270,14 +298,13 @@ def _et_hot_block(*bands, n, monthly, year_share, weights_n, hot_px, days):
 
 def _et_hot(ctx: ServiceContext, input_id: str, chunk: int, monthly, year_share) -> da.Array:
     n = band_count(ctx, input_id)
-    bands = period_arrays(ctx, input_id, n, chunk)
-    weights = (period_arrays(ctx, "et_weights", 12, chunk)
+    bands = _bands(ctx, input_id, n, chunk)
+    weights = (_bands(ctx, "et_weights", 12, chunk)
                if n == 1 and monthly is not None and ctx.has("et_weights") else [])
     hot = [align_to(ctx.source_info("hot_days"), ctx.grid, "bilinear", dtype="float32", nodata=float("nan"),
                     chunk=chunk).data] if ctx.has("hot_days") else []
-    func = partial(_et_hot_block, n=n, monthly=monthly, year_share=year_share, weights_n=len(weights),
-                   hot_px=bool(hot), days=month_days(_year(ctx)))
-    return da.map_blocks(func, *bands, *weights, *hot, dtype=np.float32, meta=np.empty((0, 0), np.float32))
+    return map_blocks(_et_hot_block, *bands, *weights, *hot, dtype=np.float32, n=n, monthly=monthly,
+                      year_share=year_share, weights_n=len(weights), hot_px=bool(hot), days=month_days(_year(ctx)))
 
 
 def _kwh_block(cls_b, et_b, ev_b, *, row_area_m2, class_nodata, kinds, veg, water):
@@ -296,18 +323,6 @@ def _epp_block(cls_b, *, row_area_m2, class_nodata, row_of_code, epp, kind, hot_
     return np.stack([out_v, out_w])
 
 
-def _two(func, arrays, grid) -> tuple[da.Array, da.Array]:
-    areas = grid.row_areas_m2()
-
-    def _block(*blocks, block_info=None):
-        r0, r1 = block_info[0]["array-location"][0]
-        return func(*blocks, row_area_m2=areas[r0:r1])
-
-    stack = da.map_blocks(_block, *arrays, new_axis=[0], chunks=((2,), *arrays[0].chunks), dtype=np.float32,
-                          meta=np.empty((0, 0, 0), np.float32))
-    return stack[0], stack[1]
-
-
 def compute(ctx: ServiceContext) -> ServiceResult:
     """Hot days → ET on hot days (or EPP) → kWh for vegetation and water surfaces."""
     method = _method(ctx)
@@ -318,18 +333,18 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     if method == "et_energy":
         n = band_count(ctx, "et")
         chunk = block_chunk(2 * n + 4, ctx.chunk)
-        classes, class_nodata = class_array(ctx, chunk)
+        classes, class_nodata = ctx.class_array("ecosystem", chunk)
         et_hot = _et_hot(ctx, "et", chunk, monthly, year_share)
         ev_hot = _et_hot(ctx, "evaporation", chunk, monthly, year_share) if ctx.has("evaporation") else et_hot
         kinds = _kinds()
-        block = partial(_kwh_block, class_nodata=class_nodata, kinds=kinds, veg=veg, water=water)
-        trans, evap = _two(block, [classes, et_hot, ev_hot], ctx.grid)
+        trans, evap = map_blocks(_kwh_block, classes, et_hot, ev_hot, grid=ctx.grid, n_out=2, dtype=np.float32,
+                                 class_nodata=class_nodata, kinds=kinds, veg=veg, water=water)
         route = (f"ET on hot days from {Path(ctx.entry('et').uri).name} ({n} band(s)"
                  + (f", annual ET placed in months by {Path(ctx.entry('et_weights').uri).name}"
                     if n == 1 and ctx.has("et_weights") and monthly is not None else "") + ")"
                  + (f"; water pixels: {Path(ctx.entry('evaporation').uri).name}" if ctx.has("evaporation") else ""))
     else:
-        classes, class_nodata = class_array(ctx, ctx.chunk)
+        classes, class_nodata = ctx.class_array("ecosystem")
         src, codes, epp, kind = _epp(ctx)
         if monthly is not None:
             hot, _have, _t = hot_days_by_month(ctx)
@@ -337,9 +352,9 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         else:
             hot_days = float(year_share * days_year)
         humid = float(_const(ctx, "humidifier_kwh_m3")) / (float(_const(ctx, "latent_heat_kj_kg")) * WATER_DENSITY_KG_M3)
-        block = partial(_epp_block, class_nodata=class_nodata, row_of_code=build_row_index(codes), epp=epp, kind=kind,
-                        hot_days=hot_days, eer=eer, water_eer=water_eer, humid=humid)
-        trans, evap = _two(block, [classes], ctx.grid)
+        trans, evap = map_blocks(_epp_block, classes, grid=ctx.grid, n_out=2, dtype=np.float32,
+                                 class_nodata=class_nodata, row_of_code=build_row_index(codes), epp=epp, kind=kind,
+                                 hot_days=hot_days, eer=eer, water_eer=water_eer, humid=humid)
         route = f"EPP table {Path(src).name} (✱ placeholders unless replaced) × {hot_days:g} hot days"
     records = ctx.write({"transpiration": trans, "evaporation": evap}, tags={"method": method})
     result = ServiceResult(service=SPEC.id, outputs=records)
@@ -355,7 +370,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     result.metadata.update({
         "method": method, "profile": ctx.profile, "hot_days": hot_text, "route": route,
         "hot_day_share_by_month": None if monthly is None else [float(x) for x in monthly],
-        "kwh_per_m3": {"vegetation": veg, "water": water}, "constants": constants_used(ctx, _CONSTANTS),
+        "kwh_per_m3": {"vegetation": veg, "water": water}, "constants": ctx.parameters_used(),
         "price_units": {"climate_regulation_transpiration": "CNY/kWh", "climate_regulation_evaporation": "CNY/kWh"},
     })
-    return result
+    return ctx.checked(result)

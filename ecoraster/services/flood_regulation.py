@@ -30,6 +30,7 @@ import pandas as pd
 
 from .. import waterbodies as wb
 from ..context import ServiceContext
+from ..engine import map_blocks
 from ..errors import EcorasterError, TableError
 from ..kernels.wetland import (
     lake_storage_m3,
@@ -37,21 +38,27 @@ from ..kernels.wetland import (
     reservoir_storage_m3,
     spread_by_index,
 )
-from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
+from ..resources import config_path
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
 from ..tables import numeric_column, read_table, require_columns
-from .carbon_sequestration import (
-    PARAMETER_DIR,
-    constants_used,
-    load_constants,
-    parameter_specs,
-    resolve_constant,
-    unknown_params,
-)
 
-CONSTANTS_FILE = PARAMETER_DIR / "flood_regulation.yaml"
-LAKE_TABLE = PARAMETER_DIR / "flood_lake_regression.csv"
+CONSTANTS_TABLE = "flood_regulation.yaml"
+LAKE_TABLE = "flood_lake_regression.csv"
 NODATA = -9999.0
-_CONSTANTS = load_constants(CONSTANTS_FILE)
+
+PARAMETERS = (
+    ParameterSpec(id="body_class_types", type="mapping", table=CONSTANTS_TABLE),
+    ParameterSpec(id="min_area_km2", type="number", minimum=0.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="lake_region", type="string", table=CONSTANTS_TABLE),
+    ParameterSpec(id="turnovers_per_year", type="number", minimum=0.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="reservoir_factor", type="number", minimum=0.0, maximum=1.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="detention_depth_m", type="number", minimum=0.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="soil_depth_m", type="number", minimum=0.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="theta_saturated", type="number", minimum=0.0, maximum=1.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="theta_field", type="number", minimum=0.0, maximum=1.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="count_rivers", type="bool", table=CONSTANTS_TABLE),
+    ParameterSpec(id="zone_field", type="string", table=CONSTANTS_TABLE),
+)
 
 SPEC = ServiceSpec(
     id="flood_regulation",
@@ -60,7 +67,14 @@ SPEC = ServiceSpec(
     about="Flood storage of lakes (regional area regression), reservoirs (0.35 × capacity) and marshes "
           "(area × detention depth), per water body, spread over the body's pixels by area.",
     category="调节服务",
-    methods=("storage",),
+    methods=(
+        MethodSpec(id="storage", about="storage per water body (lake regression, reservoir capacity, marsh detention) "
+                                       "spread over the body's pixels by area",
+                   required_inputs=("ecosystem",),
+                   optional_inputs=("bodies", "named_bodies", "zones", "lake_regression"),
+                   parameters=tuple(p.id for p in PARAMETERS),
+                   outputs=("flood_storage", "body_id")),
+    ),
     reference="gep-methods.md §3.4: 饶恩明 et al. 2014 (生态学报 34(21)); 甘孜 2017 (生态学报 37(19))",
     inputs=(
         InputSpec(id="ecosystem", kind="raster", about="GEP ecosystem classes (configs/classes)", units="class",
@@ -79,7 +93,7 @@ SPEC = ServiceSpec(
                   about="lake regression (a, b) by region (default configs/parameters/flood_lake_regression.csv)",
                   columns={"region": "-", "a": "1", "b": "1"}),
     ),
-    parameters=parameter_specs(_CONSTANTS),
+    parameters=PARAMETERS,
     outputs=(
         OutputSpec(id="flood_storage", filename="flood_storage.tif", units="m3", per="pixel", nodata=NODATA,
                    product="flood_regulation", values="per_class",
@@ -92,7 +106,7 @@ SPEC = ServiceSpec(
 
 
 def _const(ctx: ServiceContext, name: str) -> Any:
-    return resolve_constant(ctx, _CONSTANTS, name)
+    return ctx.param(name)
 
 
 def class_types(ctx: ServiceContext) -> dict[int, str]:
@@ -109,7 +123,8 @@ def lake_coefficients(ctx: ServiceContext) -> tuple[float, float, str]:
     if ctx.has("lake_regression"):
         source, df = ctx.entry("lake_regression").uri, ctx.table("lake_regression")
     else:
-        source, df = str(LAKE_TABLE), read_table(LAKE_TABLE, field="flood_regulation.lake_regression")
+        path = config_path("parameters", LAKE_TABLE)
+        source, df = str(path), read_table(path, field="flood_regulation.lake_regression")
     require_columns(df, ["region", "a", "b"], source)
     region = str(_const(ctx, "lake_region"))
     rows = df[df["region"].astype(str).str.strip() == region].reset_index(drop=True)
@@ -124,7 +139,7 @@ def lake_coefficients(ctx: ServiceContext) -> tuple[float, float, str]:
 def validate(ctx: ServiceContext) -> list[Issue]:
     """Inputs, constants, class types, lake region, analyst bodies. Never raises."""
     key = ("services", SPEC.id)
-    issues = ctx.validate_inputs() + unknown_params(ctx, _CONSTANTS)
+    issues = ctx.validate_inputs()
     if issues:
         return issues
     try:
@@ -184,11 +199,9 @@ def build_bodies(ctx: ServiceContext) -> tuple[wb.WaterBodies, np.ndarray, int]:
     """Water bodies of the run (derived + analyst), the class array and its nodata."""
     from ..allocation import unit_index
 
-    eco = ctx.raster("ecosystem")
-    nodata = eco.attrs["nodata"]
-    class_nodata = int(nodata) if np.isfinite(nodata) else -(2**31)
-    classes = np.empty(eco.shape, dtype=eco.dtype)
-    da.store(eco.data, classes, lock=False)  # block by block into one array (no concatenated copy)
+    eco, class_nodata = ctx.class_array("ecosystem")
+    classes = np.empty(eco.shape, dtype=np.int32)  # class codes fit int32 (a quarter of the int64 array)
+    da.store(eco.astype(np.int32), classes, lock=False)  # block by block into one array (no concatenated copy)
     analyst_index, analyst = None, None
     if ctx.has("bodies"):
         analyst = _analyst_polygons(ctx)
@@ -232,38 +245,30 @@ def body_storage(table: pd.DataFrame, *, a: float, b: float, turnovers: float, r
     return np.asarray(storage, dtype=np.float64), methods
 
 
-def _window_map(func, grid, chunk: int, dtype) -> da.Array:
-    """Lazy raster on ``grid`` whose blocks are ``func(r0, r1, c0, c1, row_area_m2)``: numpy arrays held in
-    memory are read through views of each block's window (``da.from_array`` may copy them)."""
-    areas = grid.row_areas_m2()
-    template = da.empty(grid.shape, dtype=np.uint8, chunks=chunk)
-
-    def _block(_t, block_info=None):
-        (r0, r1), (c0, c1) = block_info[0]["array-location"]
-        return func(r0, r1, c0, c1, areas[r0:r1])
-
-    return da.map_blocks(_block, template, dtype=dtype, meta=np.empty((0, 0), dtype))
+def _spread_block(classes: np.ndarray, *, row_area_m2: np.ndarray, window, index: np.ndarray, class_nodata: int,
+                  per_m2: np.ndarray) -> np.ndarray:
+    (r0, r1), (c0, c1) = window
+    out = np.empty(classes.shape, dtype=np.float32)
+    spread_by_index(index[r0:r1, c0:c1], classes != class_nodata, per_m2, row_area_m2, np.float32(NODATA), out)
+    return out
 
 
-def spread_lazy(index: np.ndarray, classes: np.ndarray, class_nodata: int, per_m2: np.ndarray, grid,
-                chunk: int) -> da.Array:
-    """Lazy float32 raster: ``per_m2[body] × pixel area`` (0 off bodies, nodata off data)."""
-    def _block(r0, r1, c0, c1, row_area_m2):
-        out = np.empty((r1 - r0, c1 - c0), dtype=np.float32)
-        spread_by_index(index[r0:r1, c0:c1], classes[r0:r1, c0:c1] != class_nodata, per_m2, row_area_m2,
-                        np.float32(NODATA), out)
-        return out
-
-    return _window_map(_block, grid, chunk, np.float32)
+def _body_id_block(classes: np.ndarray, *, window, index: np.ndarray) -> np.ndarray:
+    (r0, r1), (c0, c1) = window
+    blk = index[r0:r1, c0:c1]
+    return np.where(blk >= 0, blk + 1, -1).astype(np.int32)
 
 
-def body_id_lazy(index: np.ndarray, grid, chunk: int) -> da.Array:
+def spread_lazy(index: np.ndarray, classes: da.Array, class_nodata: int, per_m2: np.ndarray, grid) -> da.Array:
+    """Lazy float32 raster: ``per_m2[body] × pixel area`` (0 off bodies, nodata off data); the body index (in
+    memory) is read through a view of each block's window."""
+    return map_blocks(_spread_block, classes, grid=grid, window=True, dtype=np.float32, index=index,
+                      class_nodata=class_nodata, per_m2=per_m2)
+
+
+def body_id_lazy(index: np.ndarray, classes: da.Array) -> da.Array:
     """Lazy int32 raster of body ids (1..n, −1 for none)."""
-    def _block(r0, r1, c0, c1, row_area_m2):
-        blk = index[r0:r1, c0:c1]
-        return np.where(blk >= 0, blk + 1, -1).astype(np.int32)
-
-    return _window_map(_block, grid, chunk, np.int32)
+    return map_blocks(_body_id_block, classes, window=True, dtype=np.int32, index=index)
 
 
 def body_zones(gdf, zones, field: str) -> list[str]:
@@ -279,6 +284,8 @@ def body_zones(gdf, zones, field: str) -> list[str]:
 def compute(ctx: ServiceContext) -> ServiceResult:
     """Bodies → storage per body → m³ per pixel; write the raster and the bodies layer."""
     bodies, classes, class_nodata = build_bodies(ctx)
+    del classes  # the writers read the class raster again block by block
+    lazy_classes, _ = ctx.class_array("ecosystem")
     a, b, lake_source = lake_coefficients(ctx)
     storage, methods = body_storage(
         bodies.table, a=a, b=b, turnovers=float(_const(ctx, "turnovers_per_year")),
@@ -291,10 +298,10 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     area = t["area_m2"].to_numpy()
     lost = (area <= 0) & (storage > 0)
     per_m2 = np.where(area > 0, storage / np.where(area > 0, area, 1.0), 0.0)
-    flood = spread_lazy(bodies.index, classes, class_nodata, per_m2, ctx.grid, ctx.chunk)
-    body_id = body_id_lazy(bodies.index, ctx.grid, ctx.chunk)
+    flood = spread_lazy(bodies.index, lazy_classes, class_nodata, per_m2, ctx.grid)
+    body_id = body_id_lazy(bodies.index, lazy_classes)
     records = ctx.write({"flood_storage": flood, "body_id": body_id}, tags={"method": "storage"})
-    del flood, body_id, classes  # only the body index is needed for the outlines
+    del flood, body_id, lazy_classes  # only the body index is needed for the outlines
 
     gdf = wb.polygons(bodies, ctx.grid.transform, ctx.grid.crs, min_hole_m2=float(_const(ctx, "min_area_km2")) * 1e6)
     gdf["area_km2"] = gdf["area_m2"] / 1e6
@@ -328,6 +335,6 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     result.metadata.update({
         "method": "storage", "profile": ctx.profile, "water_bodies": files, "class_types": {str(k): v for k, v in types.items()},
         "lake_regression": lake_source, "bodies_by_type": by_type.reset_index().to_dict(orient="records"),
-        "constants": constants_used(ctx, _CONSTANTS), "price_units": {"flood_regulation": "CNY/m3"},
+        "constants": ctx.parameters_used(), "price_units": {"flood_regulation": "CNY/m3"},
     })
-    return result
+    return ctx.checked(result)

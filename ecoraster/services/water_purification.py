@@ -19,7 +19,6 @@ and ``water_<pollutant>_capacity.tif`` (uncapped capacity, intermediate).
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +26,24 @@ import dask.array as da
 import numpy as np
 
 from ..context import ServiceContext
+from ..engine import block_chunk, map_blocks, reduce_blocks
 from ..errors import EcorasterError, TableError
 from ..kernels.casa import build_row_index
 from ..kernels.wetland import cap_factors, capacity_capped, capacity_unit_sums
-from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
+from ..resources import config_path
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec, When
 from ..tables import lookup_arrays, numeric_column, read_table, require_columns
-from .carbon_sequestration import (
-    PARAMETER_DIR,
-    block_chunk,
-    class_array,
-    constants_used,
-    load_constants,
-    parameter_specs,
-    resolve_constant,
-    unknown_params,
-)
 
-CONSTANTS_FILE = PARAMETER_DIR / "water_purification.yaml"
-CAPACITY_TABLE = PARAMETER_DIR / "water_purification_capacity.csv"
+CONSTANTS_TABLE = "water_purification.yaml"
+CAPACITY_TABLE = "water_purification_capacity.csv"
 NODATA = -9999.0
 POLLUTANTS = {"cod": ("COD", "cod_t_km2_a"), "nh3n": ("NH3-N", "nh3n_t_km2_a"), "tn": ("TN", "tn_t_km2_a"),
               "tp": ("TP", "tp_t_km2_a")}
-_CONSTANTS = load_constants(CONSTANTS_FILE)
+PARAMETERS = (
+    ParameterSpec(id="pollutants", type="list", table=CONSTANTS_TABLE),
+    ParameterSpec(id="load_cap", type="bool", table=CONSTANTS_TABLE),
+    ParameterSpec(id="unit_id_field", type="string", table=CONSTANTS_TABLE),
+)
 
 SPEC = ServiceSpec(
     id="water_purification",
@@ -57,7 +52,16 @@ SPEC = ServiceSpec(
     about="COD, NH3-N / TN and TP removed by wetlands and water bodies: capacity per type × area, capped at the "
           "pollutant load of the accounting unit and allocated back to pixels by capacity.",
     category="调节服务",
-    methods=("capacity",),
+    methods=(
+        MethodSpec(id="capacity", about="capacity per class × area, capped at each accounting unit's load and "
+                                        "allocated back to the pixels by capacity",
+                   required_inputs=("ecosystem",),
+                   optional_inputs=("loads", "units", *(f"load_{p}" for p in POLLUTANTS), "capacity_table"),
+                   parameters=tuple(p.id for p in PARAMETERS),
+                   outputs=(*POLLUTANTS, *(f"capacity_{p}" for p in POLLUTANTS)),
+                   created_if={**{p: When(contains={"pollutants": p}) for p in POLLUTANTS},
+                               **{f"capacity_{p}": When(contains={"pollutants": p}) for p in POLLUTANTS}}),
+    ),
     reference="gep-methods.md §3.7 (Q_j = min(Σ q_ij A_i, L_j)); allocation as gep-methods §9 (region-capped services)",
     inputs=(
         InputSpec(id="ecosystem", kind="raster", about="GEP ecosystem classes (configs/classes)", units="class",
@@ -73,14 +77,14 @@ SPEC = ServiceSpec(
         InputSpec(id="capacity_table", kind="table", required=False,
                   about="capacity per class, t/km²/a (default configs/parameters/water_purification_capacity.csv)"),
     ),
-    parameters=parameter_specs(_CONSTANTS),
+    parameters=PARAMETERS,
     outputs=(
         *[OutputSpec(id=p, filename=f"water_{p}_removed.tif", units="t", per="pixel", nodata=NODATA,
-                     product=f"water_purification_{p}", values="per_class", created_if=f"{p} in params.pollutants",
+                     product=f"water_purification_{p}", values="per_class",
                      about=f"{name} removed in the year (capacity capped by the unit's load), per pixel")
           for p, (name, _c) in POLLUTANTS.items()],
         *[OutputSpec(id=f"capacity_{p}", filename=f"water_{p}_capacity.tif", units="t", per="pixel", nodata=NODATA,
-                     kind="intermediate", values="per_class", created_if=f"{p} in params.pollutants",
+                     kind="intermediate", values="per_class",
                      about=f"{name} purification capacity of the year before the load cap, per pixel")
           for p, (name, _c) in POLLUTANTS.items()],
     ),
@@ -88,7 +92,7 @@ SPEC = ServiceSpec(
 
 
 def _const(ctx: ServiceContext, name: str) -> Any:
-    return resolve_constant(ctx, _CONSTANTS, name)
+    return ctx.param(name)
 
 
 def pollutants(ctx: ServiceContext) -> list[str]:
@@ -104,7 +108,8 @@ def capacity_table(ctx: ServiceContext, pids: list[str]) -> tuple[str, np.ndarra
     if ctx.has("capacity_table"):
         source, df = ctx.entry("capacity_table").uri, ctx.table("capacity_table")
     else:
-        source, df = str(CAPACITY_TABLE), read_table(CAPACITY_TABLE, field="water_purification.capacity_table")
+        path = config_path("parameters", CAPACITY_TABLE)
+        source, df = str(path), read_table(path, field="water_purification.capacity_table")
     codes, values = lookup_arrays(df, "code", [POLLUTANTS[p][1] for p in pids], source)
     if (values < 0).any():
         raise TableError(f"{source}: capacities must be ≥ 0")
@@ -159,7 +164,7 @@ def loads(ctx: ServiceContext, unit_ids: list[str], pids: list[str]) -> np.ndarr
 def validate(ctx: ServiceContext) -> list[Issue]:
     """Inputs, constants, capacity table and class codes, loads and units. Never raises."""
     key = ("services", SPEC.id)
-    issues = ctx.validate_inputs() + unknown_params(ctx, _CONSTANTS)
+    issues = ctx.validate_inputs()
     if issues:
         return issues
     try:
@@ -173,21 +178,9 @@ def validate(ctx: ServiceContext) -> list[Issue]:
             issues.append(Issue((*key, "inputs", "loads"),
                                 "load_cap needs pollutant loads: a loads table (with units) or load_<pollutant> "
                                 "scalars (or params.load_cap: false to report the uncapped capacity)"))
-        if ctx.method not in (None, "capacity"):
-            issues.append(Issue((*key, "method"), f"= {ctx.method!r}; use capacity"))
     except EcorasterError as exc:
         issues.append(Issue((*key, "inputs"), str(exc)))
     return issues
-
-
-def _with_area(func, arrays, grid):
-    areas = grid.row_areas_m2()
-
-    def _block(*blocks, block_info=None):
-        r0, r1 = block_info[0]["array-location"][0]
-        return func(*blocks, row_area_m2=areas[r0:r1])
-
-    return da.map_blocks(_block, *arrays, dtype=np.float32, meta=np.empty((0, 0), np.float32))
 
 
 def _capped_block(cls_b, uidx_b, *, row_area_m2, class_nodata, row_of_code, q_col, factor):
@@ -196,22 +189,16 @@ def _capped_block(cls_b, uidx_b, *, row_area_m2, class_nodata, row_of_code, q_co
     return out
 
 
+def _unit_sums_block(cls_b, uidx_b, *, row_area_m2, class_nodata, row_of_code, q, n_units):
+    return capacity_unit_sums(cls_b, class_nodata, row_of_code, q, uidx_b, row_area_m2, n_units)
+
+
 def unit_capacity(classes: da.Array, uidx: da.Array, class_nodata: int, row_of_code: np.ndarray, q: np.ndarray,
                   n_units: int, grid) -> np.ndarray:
     """Pass 1: Σ capacity (t/yr, float64) per unit (+ a last row: outside every unit) × pollutant; one
     partial sum per block, summed by a dask tree reduction (blocks are read and dropped one by one)."""
-    areas = grid.row_areas_m2()
-    shape = (n_units + 1, q.shape[1])
-
-    def _block(cls_b, u_b, block_info=None):
-        r0, r1 = block_info[0]["array-location"][0]
-        return capacity_unit_sums(cls_b, class_nodata, row_of_code, q, u_b, areas[r0:r1], n_units)[None, None]
-
-    per_block = da.map_blocks(_block, classes, uidx, new_axis=[2, 3], dtype=np.float64,
-                              chunks=(tuple(1 for _ in classes.chunks[0]), tuple(1 for _ in classes.chunks[1]),
-                                      (shape[0],), (shape[1],)),
-                              meta=np.empty((0, 0, 0, 0), dtype=np.float64))
-    return per_block.sum(axis=(0, 1), dtype=np.float64, split_every=4).compute()
+    return reduce_blocks(_unit_sums_block, classes, uidx, grid=grid, shape=(n_units + 1, q.shape[1]),
+                         class_nodata=class_nodata, row_of_code=row_of_code, q=q, n_units=n_units).compute()
 
 
 def compute(ctx: ServiceContext) -> ServiceResult:
@@ -223,7 +210,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     row_of_code = build_row_index(codes)
     # per block: int64 classes, int32 units and two float32 outputs per pollutant
     chunk = block_chunk(2 * len(pids) + 3, ctx.chunk)
-    classes, class_nodata = class_array(ctx, chunk)
+    classes, class_nodata = ctx.class_array("ecosystem", chunk)
     if ctx.has("units"):
         units, unit_ids = _units(ctx)
         uidx = unit_index(units, ctx.grid, chunk)
@@ -240,11 +227,10 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     outputs, summary = {}, {}
     for j, p in enumerate(pids):
         factor = np.append(cap_factors(cap[:n, j], load[:, j]), 0.0)  # outside every unit: 0
-        block = partial(_capped_block, class_nodata=class_nodata, row_of_code=row_of_code,
-                        q_col=np.ascontiguousarray(q[:, j]))
-        outputs[p] = _with_area(partial(block, factor=factor), [classes, uidx], ctx.grid)
-        outputs[f"capacity_{p}"] = _with_area(partial(block, factor=np.append(np.ones(n), 0.0)), [classes, uidx],
-                                              ctx.grid)
+        kw = {"class_nodata": class_nodata, "row_of_code": row_of_code, "q_col": np.ascontiguousarray(q[:, j])}
+        outputs[p] = map_blocks(_capped_block, classes, uidx, grid=ctx.grid, dtype=np.float32, factor=factor, **kw)
+        outputs[f"capacity_{p}"] = map_blocks(_capped_block, classes, uidx, grid=ctx.grid, dtype=np.float32,
+                                              factor=np.append(np.ones(n), 0.0), **kw)
         purified = cap[:n, j] * factor[:n]
         summary[p] = {
             "units": [{"unit_id": u, "capacity_t": float(cap[k, j]), "load_t": None if not np.isfinite(load[k, j])
@@ -272,7 +258,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     result.notes.append(f"capacities: {Path(source).name} (✱ placeholders unless replaced — see the table header)")
     result.metadata.update({
         "method": "capacity", "profile": ctx.profile, "pollutants": pids, "capacity_table": source,
-        "region": where, "cap": summary, "chunk": chunk, "constants": constants_used(ctx, _CONSTANTS),
+        "region": where, "cap": summary, "chunk": chunk, "constants": ctx.parameters_used(),
         "price_units": {f"water_purification_{p}": "CNY/t" for p in pids},
     })
-    return result
+    return ctx.checked(result)

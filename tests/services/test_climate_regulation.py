@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from ecoraster.kernels.wetland import hot_day_fractions
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 
 from ._helpers import read, write_bands, write_run
 
@@ -54,7 +55,7 @@ def test_monthly_et_by_hand(tmp_zh):
     cfg = write_run(tmp_zh, "climate_regulation", datasets,
                     {"ecosystem": "eco", "et": "et", "evaporation": "evap", "daily_temperature": "daily"})
     assert validate_run(cfg) == []
-    res = execute_run(cfg, tmp_zh / "ws").services["climate_regulation"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["climate_regulation"]
     veg, wat = read(res.outputs["transpiration"].path), read(res.outputs["evaporation"].path)
     # ET on hot days = 100 mm × 31/31 + 100 mm × 10/31 = 132.258 mm; × 900 m² = 119.032 m³
     v = (100 + 100 * 10 / 31) / 1000 * 900
@@ -72,12 +73,12 @@ def test_monthly_et_by_hand(tmp_zh):
 def test_annual_et_scalar_days_and_epp(tmp_zh):
     datasets = _setup(tmp_zh, np.full((2, 3), 730.0))
     cfg = write_run(tmp_zh, "climate_regulation", datasets, {"ecosystem": "eco", "et": "et", "hot_days_scalar": 73})
-    res = execute_run(cfg, tmp_zh / "ws").services["climate_regulation"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["climate_regulation"]
     # 730 mm × 73 / 365 = 146 mm × 900 m² = 131.4 m³ × 226.852 = 29,808.3 kWh
     assert read(res.outputs["transpiration"].path)[0, 0] == pytest.approx(131.4 * VEG_KWH_M3, rel=1e-6)
     cfg = write_run(tmp_zh, "climate_regulation", datasets, {"ecosystem": "eco", "hot_days_scalar": 73},
                     method="epp")
-    res = execute_run(cfg, tmp_zh / "ws2").services["climate_regulation"]
+    res = pipeline.run(cfg, tmp_zh / "ws2").services["climate_regulation"]
     veg, wat = read(res.outputs["transpiration"].path), read(res.outputs["evaporation"].path)
     # forest EPP 9,800 kJ/m²/d × 900 m² × 73 d / 3600 / 3 = 59,616.7 kWh
     assert veg[0, 0] == pytest.approx(9800 * 900 * 73 / 3600 / 3, rel=1e-6)

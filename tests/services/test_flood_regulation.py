@@ -15,7 +15,8 @@ from ecoraster.kernels.wetland import (
     marsh_storage_m3,
     reservoir_storage_m3,
 )
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 from ecoraster.waterbodies import derive_bodies
 
 from ..conftest import TEST_CRS, TEST_ORIGIN
@@ -94,7 +95,7 @@ def test_service_qilihai_like_by_hand(tmp_zh):
     cfg = write_run(tmp_zh, "flood_regulation", datasets,
                     {"ecosystem": "eco", "named_bodies": "named", "zones": "towns"}, year=2020)
     assert validate_run(cfg) == []
-    res = execute_run(cfg, tmp_zh / "ws").services["flood_regulation"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["flood_regulation"]
     out = read(res.outputs["flood_storage"].path)
     # marsh: 100 px × 900 m² = 90,000 m² × 0.3 m = 27,000 m³ → 270 m³ per pixel
     assert out[0, 0] == pytest.approx(270.0, rel=1e-6)
@@ -124,7 +125,7 @@ def test_open_water_as_reservoir_and_bad_named_body(tmp_zh):
     _eco, datasets = _qilihai_like(tmp_zh)
     cfg = write_run(tmp_zh, "flood_regulation", datasets, {"ecosystem": "eco"},
                     params={"body_class_types": {41: "marsh", 42: "reservoir", 43: "pond"}, "min_area_km2": 0.001})
-    res = execute_run(cfg, tmp_zh / "ws").services["flood_regulation"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["flood_regulation"]
     out = read(res.outputs["flood_storage"].path)
     # 42 as a reservoir without a capacity → lake formula, said in the notes; pond 2 px: 1,800 m² × 0.3 = 540 m³
     assert out[12:18, 2:8].sum(dtype=np.float64) == pytest.approx(math.exp(4.924) * 0.0324 ** 1.128 * 1e4, rel=1e-6)
@@ -147,7 +148,7 @@ def test_analyst_polygon_merges_and_overrides(tmp_zh):
     datasets["bodies"] = {"kind": "vector", "uri": "bodies.gpkg"}
     cfg = write_run(tmp_zh, "flood_regulation", datasets, {"ecosystem": "eco", "bodies": "bodies"})
     assert validate_run(cfg) == []
-    res = execute_run(cfg, tmp_zh / "ws").services["flood_regulation"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["flood_regulation"]
     out = read(res.outputs["flood_storage"].path)
     # 0.35 × 2e6 = 700,000 m³ over 38 px of 900 m² → 18,421.05 m³ per pixel, pond pixels included
     assert out[12, 2] == pytest.approx(7e5 / 38, rel=1e-6) and out[15, 15] == pytest.approx(7e5 / 38, rel=1e-6)

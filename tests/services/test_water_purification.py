@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ecoraster.kernels.wetland import cap_factors
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 
 from ._helpers import read, write_run
 from .test_flood_regulation import _qilihai_like
@@ -32,7 +33,7 @@ def test_townships_capped_by_hand_and_sum_to_units(tmp_zh):
     cfg = write_run(tmp_zh, "water_purification", datasets, {"ecosystem": "eco", "loads": "loads", "units": "towns"},
                     params={"unit_id_field": "code", "pollutants": ["cod", "tp"]}, year=2020)
     assert validate_run(cfg) == []
-    res = execute_run(cfg, tmp_zh / "ws").services["water_purification"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["water_purification"]
     cod, tp = read(res.outputs["cod"].path), read(res.outputs["tp"].path)
     assert cod[19, 19] == ND and tp[19, 19] == ND        # nodata class → nodata (then 0 for the sums below)
     cod, tp = np.where(cod == ND, 0, cod), np.where(tp == ND, 0, tp)
@@ -61,7 +62,7 @@ def test_region_cap_from_scalar_and_bad_inputs(tmp_zh):
     _eco, datasets = _qilihai_like(tmp_zh)
     cfg = write_run(tmp_zh, "water_purification", datasets, {"ecosystem": "eco", "load_cod": 1.0, "load_nh3n": 100.0,
                                                                 "load_tp": 0.0})
-    res = execute_run(cfg, tmp_zh / "ws").services["water_purification"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["water_purification"]
     # region COD capacity 4.248 + 0.396 = 4.644 t > load 1 t → 1 t spread by capacity
     assert res.totals["cod_total"][0] == pytest.approx(1.0, rel=1e-6)
     assert read(res.outputs["cod"].path)[0, 0] == pytest.approx(0.036 / 4.644, rel=1e-6)

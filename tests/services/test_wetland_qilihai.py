@@ -13,9 +13,10 @@ import pytest
 import shapely
 import yaml
 
-from ecoraster.catalogue import CONFIGS
-from ecoraster.run import execute_run, validate_run
-from ecoraster.valuation import CPI, PriceTable, rebase
+from ecoraster.resources import config_path
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
+from ecoraster.prices import CPI, PriceTable, rebase
 
 from ..conftest import TEST_CRS, TEST_ORIGIN
 from ._helpers import write_bands
@@ -49,18 +50,18 @@ def _run(tmp):
                      "townships": {"dataset": "towns", "id_field": "code", "name_field": "name", "partition": True}}}
     (tmp / "run.yaml").write_text(yaml.safe_dump(run, allow_unicode=True), encoding="utf-8")
     assert validate_run(tmp / "run.yaml") == []
-    return execute_run(tmp / "run.yaml", tmp / "ws")
+    return pipeline.run(tmp / "run.yaml", tmp / "ws")
 
 
 def test_qilihai_end_to_end(tmp_zh):
     result = _run(tmp_zh)
     cat = pd.read_csv(tmp_zh / "ws" / "products" / "catalogue.csv", encoding="utf-8-sig")
     region = cat[cat["unit_set"] == "region"].set_index("product")
-    table = PriceTable.load(CONFIGS / "prices" / "mee2020.yaml")
+    table = PriceTable.load(config_path("prices", "mee2020.yaml"))
     cpi = CPI(table.cpi_path)
     # 洪水调蓄: marsh 0.09 km² × 0.3 m = 27,000; lake e^4.924 × 0.0324^1.128 × 10⁴; reservoir 0.35 × 100,000 = 35,000
     flood = 27000 + math.exp(4.924) * 0.0324 ** 1.128 * 1e4 + 35000
-    reservoir = rebase(table, table.for_product("flood_regulation", "ninghe"), cpi, 2020).value  # 7.06 (2010) → 2020
+    reservoir = rebase(table, table.for_product("flood_regulation", region="ninghe"), cpi, 2020).value  # 7.06 (2010) → 2020
     assert region.loc["flood_regulation", "quantity"] == pytest.approx(flood, rel=1e-6)
     assert region.loc["flood_regulation", "value_cny"] == pytest.approx(flood * reservoir, rel=1e-6)
     # 水质净化 COD: T1 capped at its load 2.124 t, T2 its capacity 0.396 t; Tianjin tax 2020 7.5 元/当量 = 7,500 CNY/t
