@@ -56,7 +56,7 @@ def _run(tmp):
 def test_qilihai_end_to_end(tmp_zh):
     result = _run(tmp_zh)
     cat = pd.read_csv(tmp_zh / "ws" / "products" / "catalogue.csv", encoding="utf-8-sig")
-    region = cat[cat["unit_set"] == "region"].set_index("product")
+    region = cat[cat["zone_set"] == "region"].set_index("product")
     table = PriceTable.load(config_path("prices", "mee2020.yaml"))
     cpi = CPI(table.cpi_path)
     # 洪水调蓄: marsh 0.09 km² × 0.3 m = 27,000; lake e^4.924 × 0.0324^1.128 × 10⁴; reservoir 0.35 × 100,000 = 35,000
