@@ -283,6 +283,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         front["covered_area_ha"] = covered.astype("float64")
         gdf = gpd.GeoDataFrame(pd.concat([front, body], axis=1),
                                geometry=zones.geometry.reindex(body.index).to_numpy(), crs=zones.crs)
+        gdf = gdf.rename_axis(None)  # the id is a column; a named index would clash with it when written
         col_units = {id_column: "", "area_ha": "ha", "covered_area_ha": "ha", "gep": "CNY", "gep_excl_contested": "CNY", "gep_per_ha": "CNY/ha"}
         for pid in qty.columns:
             col_units[f"{pid}_qty"] = units.get(pid, "")
