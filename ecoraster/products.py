@@ -257,10 +257,12 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
 
     catalogue = pd.concat(parts, ignore_index=True)
     written.update(write_catalogue(catalogue, folder, meta_base))
+    # boolean masks, not DataFrame.query: pandas 3.1 query fails on an empty catalogue (object columns)
+    counted = (catalogue["unit_set"] == "region") & catalogue["counted"].astype(bool)
+    kept = counted & ~catalogue["contested"].astype(bool)
     report["gep_region"] = {
-        "gep": float(catalogue.query("unit_set == 'region' and counted")["value_cny"].fillna(0).sum()),
-        "gep_excl_contested": float(catalogue.query("unit_set == 'region' and counted and not contested")
-                                    ["value_cny"].fillna(0).sum()),
+        "gep": float(catalogue.loc[counted, "value_cny"].fillna(0).sum()),
+        "gep_excl_contested": float(catalogue.loc[kept, "value_cny"].fillna(0).sum()),
         "units": "CNY", "price_year": setup.price_year}
     (folder / "products.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str),
                                           encoding="utf-8")
