@@ -23,14 +23,18 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import flows  # noqa: F401,E402  (quiet, offline settings before Prefect)
 from flows import steps  # noqa: E402
+from flows.annual import resolve_run  # noqa: E402
 from flows.tasks import IO_RETRIES, dask_engine, run_steps  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from flows.checks import check_watch_folder  # noqa: E402
+
 
 @task(name="scan-folder", cache_policy=NO_CACHE, **IO_RETRIES)
 def scan_task(folder: str, patterns: dict[str, str], workspace: str) -> list[dict[str, str]]:
+    check_watch_folder(folder, patterns)
     found = steps.scan_folder(folder, patterns, workspace)
     get_run_logger().info("scan of %s: %d new scene(s)", folder, len(found))
     return found
@@ -43,13 +47,13 @@ def ingest_scene_task(config: str, scene: str, dataset: str, overlay: str | None
     return facts
 
 
-@task(name="prepare-update", cache_policy=NO_CACHE)
+@task(name="prepare-update", cache_policy=NO_CACHE, **IO_RETRIES)
 def prepare_update_task(config: str, workspace: str, scenes: list[dict[str, Any]]) -> tuple[str, str]:
     return steps.prepare_update(config, workspace, scenes)
 
 
 @flow(name="on_new_imagery", task_runner=ThreadPoolTaskRunner(max_workers=4))
-def on_new_imagery(config: str, workspace: str, scene: str | None = None, dataset: str | None = None,
+def on_new_imagery(config: str, workspace: str | None = None, scene: str | None = None, dataset: str | None = None,
                    folder: str | None = None, patterns: dict[str, str] | None = None,
                    dask_address: str | None = None) -> dict:
     """Update a workspace for new scenes.
@@ -57,7 +61,8 @@ def on_new_imagery(config: str, workspace: str, scene: str | None = None, datase
     Parameters
     ----------
     config : run config the workspace was made with.
-    workspace : the workspace of an earlier run (``annual_gep``).
+    workspace : the workspace of an earlier run (``annual_gep``; default as there,
+        ``$ECORASTER_OUTPUT_DIR/<region>_<year>``).
     scene, dataset : one scene (raster path or STAC Item JSON) and the catalogue id it updates; or
     folder, patterns : a folder to scan, with ``{glob: catalogue id}`` (e.g. ``{"LC09_*.tif": "ndvi_2024"}``);
         scenes this workspace has already ingested are skipped.
@@ -69,11 +74,11 @@ def on_new_imagery(config: str, workspace: str, scene: str | None = None, datase
     the updated datasets); ``{"scenes": []}`` when a scan found nothing new.
     """
     logger = get_run_logger()
-    config, workspace = str(Path(config).resolve()), str(Path(workspace).resolve())
+    config, workspace = resolve_run(None, None, config, workspace)
     if scene and dataset:
         wanted = [{"scene": scene, "dataset": dataset}]
-    elif folder and patterns:
-        wanted = scan_task(folder, patterns, workspace)
+    elif folder:
+        wanted = scan_task(folder, patterns or {}, workspace)
     else:
         raise ValueError("on_new_imagery: give `scene` and `dataset`, or `folder` and `patterns`")
     if not wanted:

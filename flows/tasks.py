@@ -1,9 +1,11 @@
 """Prefect tasks: each calls one step of :mod:`flows.steps` with paths, ids and small
 parameters, and returns a small dict of paths and keys. Shared by both flows.
 
-Retries only on I/O tasks (checking inputs against their checksums, reading a new scene,
-scanning a folder). Prefect's own caching is off (``NO_CACHE``): steps are skipped by
-:mod:`ecoraster.cache`, whose records live in the workspace and work without Prefect.
+Every task that reads or writes files retries (``IO_RETRIES``: 3 times, 2 / 10 / 30 s apart
+with jitter) when it failed with an ``OSError`` (a file or mount that is not there yet, a
+network filesystem hiccup); a bad config or input (``ValueError``) fails at once. Prefect's
+own caching is off (``NO_CACHE``): steps are skipped by :mod:`ecoraster.cache`, whose records
+live in the workspace and work without Prefect.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ from ecoraster.config import DaskConfig, RunConfig
 from ecoraster.run import dask_scheduler
 
 from . import steps
+from .artifacts import publish_run_summary
 
-IO_RETRIES = dict(retries=3, retry_delay_seconds=[2, 5, 15])
+def retry_on_os_error(task, task_run, state) -> bool:
+    """Retry condition of ``IO_RETRIES``: only I/O errors may go away by themselves."""
+    return isinstance(getattr(state, "data", None), OSError)
+
+
+IO_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.2,
+                  retry_condition_fn=retry_on_os_error)
 
 
 # -- dask -----------------------------------------------------------------------------------------
@@ -107,7 +116,7 @@ def _log_outcome(o: dict[str, Any]) -> None:
 
 # -- tasks ----------------------------------------------------------------------------------------
 
-@task(name="prepare", cache_policy=NO_CACHE)
+@task(name="prepare", cache_policy=NO_CACHE, **IO_RETRIES)
 def prepare_task(config: str, workspace: str, overlay: str | None, services: list[str] | None,
                  force: bool = False) -> str:
     staging = steps.prepare(config, workspace, overlay=overlay, services=services, force=force)
@@ -122,7 +131,7 @@ def verify_inputs_task(config: str, workspace: str, overlay: str | None, service
     return seen
 
 
-@task(name="service", task_run_name="service-{service_id}", cache_policy=NO_CACHE)
+@task(name="service", task_run_name="service-{service_id}", cache_policy=NO_CACHE, **IO_RETRIES)
 def service_task(config: str, workspace: str, staging: str, service_id: str, overlay: str | None,
                  force: bool = False) -> dict[str, Any]:
     get_run_logger().info("%s: checking cache, computing if needed", service_id)
@@ -133,7 +142,7 @@ def service_task(config: str, workspace: str, staging: str, service_id: str, ove
     return o
 
 
-@task(name="value", task_run_name="value-{service[name]}", cache_policy=NO_CACHE)
+@task(name="value", task_run_name="value-{service[name]}", cache_policy=NO_CACHE, **IO_RETRIES)
 def value_task(config: str, workspace: str, staging: str, service: dict[str, Any], overlay: str | None,
                force: bool = False) -> dict[str, Any]:
     with compute_context():
@@ -142,7 +151,7 @@ def value_task(config: str, workspace: str, staging: str, service: dict[str, Any
     return o
 
 
-@task(name="zonal", task_run_name="zonal-{zone_set}", cache_policy=NO_CACHE)
+@task(name="zonal", task_run_name="zonal-{zone_set}", cache_policy=NO_CACHE, **IO_RETRIES)
 def zonal_task(config: str, workspace: str, staging: str, zone_set: str, values: list[dict[str, Any]],
                overlay: str | None, force: bool = False) -> dict[str, Any]:
     o = steps.zonal_step(config, workspace, staging, zone_set, values, overlay=overlay, force=force)
@@ -150,7 +159,7 @@ def zonal_task(config: str, workspace: str, staging: str, zone_set: str, values:
     return o
 
 
-@task(name="products", cache_policy=NO_CACHE)
+@task(name="products", cache_policy=NO_CACHE, **IO_RETRIES)
 def products_task(config: str, workspace: str, staging: str, values: list[dict[str, Any]],
                   zonal: list[dict[str, Any]], overlay: str | None, force: bool = False) -> dict[str, Any]:
     o = steps.products_step(config, workspace, staging, values, zonal, overlay=overlay, force=force)
@@ -158,7 +167,7 @@ def products_task(config: str, workspace: str, staging: str, values: list[dict[s
     return o
 
 
-@task(name="commit", cache_policy=NO_CACHE)
+@task(name="commit", cache_policy=NO_CACHE, **IO_RETRIES)
 def finish_task(config: str, workspace: str, staging: str, outcomes: list[dict[str, Any]], overlay: str | None,
                 services: list[str] | None, extra_manifest: dict[str, Any] | None = None,
                 seen_scenes: dict[str, str] | None = None) -> dict[str, Any]:
@@ -172,7 +181,7 @@ def finish_task(config: str, workspace: str, staging: str, outcomes: list[dict[s
     return summary
 
 
-@task(name="totals-artifact", cache_policy=NO_CACHE)
+@task(name="totals-artifact", cache_policy=NO_CACHE, **IO_RETRIES)
 def totals_artifact_task(config: str, values: list[dict[str, Any]], summary: dict[str, Any]) -> list[dict[str, Any]]:
     """A table artifact of the run's totals (实物量 / 价值量 per output)."""
     cfg = RunConfig.load(config)
@@ -221,4 +230,5 @@ def run_steps(config: str, workspace: str, staging: str, *, overlay: str | None,
         raise
     values = [o for o in summary["outcomes"] if o["name"].startswith("value.")]
     totals_artifact_task(config, values, summary)
+    publish_run_summary(config, workspace, summary)
     return summary

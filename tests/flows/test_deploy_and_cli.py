@@ -23,6 +23,15 @@ def test_prefect_yaml_deployments_point_at_real_flows():
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
         assert getattr(module, func).name in ("annual_gep", "on_new_imagery")
         assert d["schedules"][0]["timezone"] == "Asia/Shanghai"
+        assert d["parameters"]["config"] == "configs/wuhan_2013_gep.yaml"  # the full GEP run
+    # runs start in the checkout `prefect deploy` ran in (or $ECORASTER_HOME), never a fixed path
+    (build,) = spec["build"]
+    step = build["prefect.deployments.steps.run_shell_script"]
+    assert step["id"] == "checkout" and step["script"] == 'echo "${ECORASTER_HOME:-$PWD}"'
+    assert spec["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ checkout.stdout }}"}}]
+    docker = yaml.safe_load((REPO / "deploy" / "prefect-docker.yaml").read_text(encoding="utf-8"))
+    assert {d["name"] for d in docker["deployments"]} == set(deps)
+    assert all(d["work_pool"]["name"] == "gep-docker" for d in docker["deployments"])
 
 
 def test_serve_builds_both_deployments(tmp_zh):
@@ -30,7 +39,10 @@ def test_serve_builds_both_deployments(tmp_zh):
 
     cfg = small_config(tmp_zh)
     annual, watch = build_deployments(str(cfg), str(tmp_zh / "ws"), str(tmp_zh), {"*.tif": "wuhan_lulc_2013"}, 600)
-    assert annual.name == "annual-gep" and watch.name == "on-new-imagery"
+    # other names than prefect.yaml's, so serving never takes a work pool's deployment over
+    assert annual.name == "annual-gep-served" and watch.name == "on-new-imagery-served"
+    shipped = {d["name"] for d in yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))["deployments"]}
+    assert not shipped & {annual.name, watch.name}
     cron = annual.schedules[0].schedule
     assert cron.cron == "0 2 1 3 *" and cron.timezone == "Asia/Shanghai"
     assert watch.parameters["patterns"] == {"*.tif": "wuhan_lulc_2013"}
@@ -41,7 +53,8 @@ def test_dockerfile_is_a_compute_node_image():
     assert re.search(r"^FROM python:3\.11", text, re.M)
     assert "pip install ." in text and "COPY flows ./flows" in text and "prefect.yaml" in text
     assert "PREFECT_SERVER_ANALYTICS_ENABLED=false" in text and "DO_NOT_TRACK=1" in text
-    assert '"flows/serve.py"' in text and "prefect worker start --pool" in text
+    assert '"flows/serve.py"' in text and "flows.worker --pool" in text
+    assert "configs/wuhan_2013_gep.yaml" in text  # the default command runs the full GEP config
     assert "USER eco" in text
 
 
