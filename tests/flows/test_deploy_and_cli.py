@@ -81,3 +81,24 @@ def test_cli_annual_without_prefect_then_cached(tmp_zh):
     assert json.loads(res.stdout)["computed"] == []
     res = runner.invoke(app, ["flow", "new-imagery", str(cfg), "-w", str(tmp_zh / "ws"), "--json"])
     assert res.exit_code == 1 and "give --scene" in res.stdout
+
+
+def test_systemd_units_run_what_the_repo_has():
+    units = REPO / "deploy" / "systemd"
+    text = {p.name: p.read_text(encoding="utf-8") for p in units.glob("*.service")}
+    assert set(text) == {"prefect-server.service", "gep-deploy.service", "gep-worker.service", "gep-serve.service"}
+    assert "prefect server start --host 127.0.0.1 --port 4200" in text["prefect-server.service"]
+    assert "prefect --no-prompt deploy --all" in text["gep-deploy.service"]
+    assert "-m flows.worker --pool gep-process" in text["gep-worker.service"]
+    assert "flows/serve.py --no-server" in text["gep-serve.service"]
+    for name, unit in text.items():
+        if name != "prefect-server.service":
+            assert "EnvironmentFile=/etc/ecoraster/ecoraster.env" in unit and "-m flows.server wait" in unit, name
+    env = dict(line.split("=", 1) for line in (units / "ecoraster.env").read_text(encoding="utf-8").splitlines()
+               if line and not line.startswith("#"))
+    assert env["PREFECT_API_URL"] == "http://127.0.0.1:4200/api" and env["ECORASTER_OUTPUT_DIR"] == "/data/outputs"
+    # the entry points the units name exist and parse their arguments
+    from flows import server, worker
+
+    assert server.main(["wait", "--url", "http://127.0.0.1:9/api", "--timeout", "0"]) == 1
+    assert callable(worker.main)

@@ -121,7 +121,9 @@ def _stop_tree(proc: subprocess.Popen) -> None:
 def server(tmp_path):
     srv = LocalServer(tmp_path / "server-home", ui=False)
     try:
+        t0 = time.monotonic()
         srv.start(timeout_s=START_TIMEOUT_S)
+        print(f"server started: {time.monotonic() - t0:.1f} s", flush=True)
         yield srv
     finally:
         srv.stop()
@@ -129,6 +131,11 @@ def server(tmp_path):
 
 def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
     api = Api(server.api_url)
+    t0, phases = time.monotonic(), {}
+
+    def phase(name: str) -> None:  # wall time per phase, in failure messages and the -s output
+        phases[name] = round(time.monotonic() - t0 - sum(phases.values()), 1)
+        print(f"{name}: {phases[name]} s", flush=True)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PREFECT_", "ECORASTER_"))}  # nothing from the pytest harness or the user
     env.update(PREFECT_API_URL=server.api_url, PREFECT_HOME=str(tmp_path / "client-home"),
@@ -139,6 +146,7 @@ def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
     _cli(["work-pool", "create", "gep-process", "--type", "process"], env)
     out = _cli(["--no-prompt", "deploy", "--all"], env)
     assert "annual_gep/annual-gep" in out and "on_new_imagery/on-new-imagery" in out, out[-2000:]
+    phase("work pool + deploy --all")
 
     annual = api.get("deployments/name/annual_gep/annual-gep")
     imagery = api.get("deployments/name/on_new_imagery/on-new-imagery")
@@ -155,6 +163,7 @@ def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
                       SCHEDULE_TIMEOUT_S, diagnose=server.log_tail)
     first = min(datetime.fromisoformat(r["expected_start_time"].replace("Z", "+00:00")) for r in scheduled)
     assert first == expected, (first, expected)
+    phase("scheduled run seen")
 
     # a worker; the annual deployment triggered on the small example config
     ws = tmp_path / "ws"
@@ -175,7 +184,9 @@ def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
             state = api.get(f"flow_runs/{run_id}")["state_type"]
             return state if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
-        state = _wait("the triggered annual run to finish", final_state, RUN_TIMEOUT_S, diagnose=log)
+        state = _wait("the triggered annual run to finish", final_state, RUN_TIMEOUT_S,
+                      diagnose=lambda: f"{phases}\n{log()}")
+        phase("worker ran the triggered run")
         assert state == "COMPLETED", log()
 
         # outputs: the manifest and the carbon-storage rasters, committed into the workspace
@@ -205,6 +216,7 @@ def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
             pytest.fail(f"worker still running {STOP_TIMEOUT_S} s after SIGTERM\n{log()}")
         assert code == 0, log()
         assert "SIGTERM received, stopping" in log()
+        phase("worker stopped")
     finally:
         _stop_tree(worker)
         worker_log.close()
