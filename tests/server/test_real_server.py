@@ -3,7 +3,8 @@
 ``prefect --no-prompt deploy --all`` from this checkout as shipped (prefect.yaml untouched), the
 server's scheduler creating the next cron run of ``annual-gep``, a worker (``python -m
 flows.worker``), a triggered annual run on the small example config completed with its outputs
-and artifacts, and the worker stopping on one SIGTERM.
+and artifacts, the worker stopping on one SIGTERM; and ``flows/serve.py`` on the same server under
+its own deployment names (scheduled too, no takeover, paused and stopped by SIGTERM).
 
 It fails when the dependency constraints drift to versions that break Prefect's server
 (fastapi 0.151–0.154: 422 on ``"limit": null``; SQLAlchemy 2.1: no scheduled runs). Every
@@ -171,6 +172,12 @@ def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
     worker = subprocess.Popen([sys.executable, "-m", "flows.worker", "--pool", "gep-process", "--name", "pytest-node"],
                               cwd=tmp_path, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL)
+    # and the one-process path next to it: serve.py on the same server, under its own names
+    serve_log = open(tmp_path / "serve.log", "w+", encoding="utf-8")
+    serve = subprocess.Popen([sys.executable, str(REPO / "flows" / "serve.py"), "--no-server",
+                              "--config", str(REPO / "configs" / "examples" / "wuhan_small.yaml"),
+                              "--workspace", str(tmp_path / "served")],
+                             cwd=tmp_path, env=env, stdout=serve_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         params = {"config": "configs/examples/wuhan_small.yaml", "workspace": str(ws)}
         out = _cli(["deployment", "run", "annual_gep/annual-gep", "--params", json.dumps(params)], env)
@@ -217,6 +224,33 @@ def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
         assert code == 0, log()
         assert "SIGTERM received, stopping" in log()
         phase("worker stopped")
+
+        # serve: its deployment gets the same next cron run; the work pool's one is not taken over
+        def served():
+            try:
+                return api.get("deployments/name/annual_gep/annual-gep-served")
+            except Exception:
+                return None
+
+        def serve_log_text() -> str:
+            serve_log.flush()
+            return (tmp_path / "serve.log").read_text(encoding="utf-8", errors="replace")[-4000:]
+
+        dep = _wait("serve.py to register annual-gep-served", served, SCHEDULE_TIMEOUT_S, diagnose=serve_log_text)
+        runs = _wait("a scheduled run of annual-gep-served", lambda: api.flow_runs(dep["id"], ["SCHEDULED"]),
+                     SCHEDULE_TIMEOUT_S, diagnose=serve_log_text)
+        assert min(datetime.fromisoformat(r["expected_start_time"].replace("Z", "+00:00")) for r in runs) == expected
+        assert dep["work_pool_name"] is None
+        assert api.get("deployments/name/annual_gep/annual-gep")["work_pool_name"] == "gep-process"
+        serve.send_signal(signal.SIGTERM)  # schedules paused, exit 0
+        try:
+            assert serve.wait(STOP_TIMEOUT_S) == 0, serve_log_text()
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve.py still running {STOP_TIMEOUT_S} s after SIGTERM\n{serve_log_text()}")
+        assert api.get(f"deployments/{dep['id']}")["paused"] is True, serve_log_text()
+        phase("serve registered, scheduled and stopped")
     finally:
         _stop_tree(worker)
+        _stop_tree(serve)
         worker_log.close()
+        serve_log.close()
