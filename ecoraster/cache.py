@@ -40,11 +40,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 #: Source files every service's computation runs through (besides its own module and the
 #: kernels). ``run.py`` is left out on purpose: its stage functions only move files around.
-SERVICE_CODE = ("engine.py", "grid.py", "context.py", "io/raster.py", "tables.py", "spec.py", "catalog.py",
+SERVICE_CODE = ("engine.py", "grid.py", "context.py", "io/raster.py", "tables.py", "spec.py", "datasets.py", "prices.py", "standards.py", "resources.py",
                 "ingest")
-VALUATION_CODE = ("valuation.py",)
+VALUATION_CODE = ("accounting/valuation.py", "prices.py", "standards.py")
 ZONAL_CODE = ("zonal",)
-PRODUCTS_CODE = ("products.py",)
+PRODUCTS_CODE = ("accounting",)
 
 
 def file_fingerprint(path: str | os.PathLike) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .catalog import Catalog
+from .datasets import Catalog
 from . import yamlio
 from .errors import ConfigError
 from .grid import DEFAULT_CHUNK, Grid

@@ -14,7 +14,7 @@ import dask.array as da
 import pandas as pd
 import xarray as xr
 
-from .catalog import Catalog, DatasetEntry
+from .datasets import Catalog, DatasetEntry
 from .errors import EcorasterError, ServiceError
 from .grid import Grid, SourceInfo, align_to, inspect_source
 from .io.raster import RasterOutput, write_rasters

@@ -23,15 +23,15 @@ from typing import Any
 import dask
 
 from . import __version__
-from .catalog import Catalog, file_sha256
+from .datasets import Catalog, file_sha256
 from .config import DaskConfig, RunConfig, build_grid
 from .context import ServiceContext
 from .errors import EcorasterError, ValidationFailed
 from .grid import Grid
-from .products import build_products
+from .accounting.gep_tables import build_products
 from .registry import get_service
 from .spec import Issue, ServiceResult
-from .valuation import check_valuation, value_results
+from .accounting.valuation import check_valuation, value_results
 
 log = logging.getLogger(__name__)
 
@@ -280,10 +280,11 @@ def write_manifest(plan: RunPlan, result: RunResult, chosen: list[str], staging:
 def _parameter_versions(plan: RunPlan, checksums: bool) -> dict[str, Any]:
     """sha256 of the reference tables a run depends on: products, the profile, the price table
     and CPI, and every table input of the services (parameter tables)."""
-    from .catalogue import CONFIGS, load_profile, products_version
-    from .valuation import resolve_price_table
+    from .prices import resolve_price_table
+    from .resources import config_path
+    from .standards import load_profile, products_version
 
-    out: dict[str, Any] = {"products": {"path": str(CONFIGS / "products.yaml"), "version": products_version()}}
+    out: dict[str, Any] = {"products": {"path": str(config_path("products.yaml")), "version": products_version()}}
     try:
         out["profile"] = {"id": plan.config.profile, "path": load_profile(plan.config.profile).source_path}
         out["prices"] = {"path": str(resolve_price_table(plan))}

@@ -65,6 +65,7 @@ def _catalogue(workspace: Path):
     if not path.is_file():
         return None
     table = pd.read_csv(path, encoding="utf-8-sig")
+    table = table.rename(columns={"unit_set": "zone_set", "unit_id": "zone_id", "unit_name": "zone_name"})
     counted = table["counted"].astype(str).str.lower().isin(["true", "1"])
     return table[counted]
 
@@ -93,20 +94,20 @@ def run_summary_markdown(workspace: str | Path, summary: dict[str, Any], *,
 
     cat = _catalogue(ws)
     if cat is not None and len(cat):
-        region_rows = cat[cat["unit_set"] == "region"]
+        region_rows = cat[cat["zone_set"] == "region"]
         if len(region_rows):
             lines += ["## GEP by product (whole region)", ""]
             rows = [[r.code, r.name_zh, f"{r.quantity:,.4g} {r.quantity_unit}", _cny(r.value_cny)]
                     for r in region_rows.sort_values("value_cny", ascending=False).itertuples()]
             lines += _table(["code", "product", "quantity", "value (CNY)"], rows) + [""]
-        for unit_set, part in cat[cat["unit_set"] != "region"].groupby("unit_set", sort=False):
-            by_zone = (part.groupby(["unit_id", "unit_name"], dropna=False)["value_cny"].sum()
+        for zone_set, part in cat[cat["zone_set"] != "region"].groupby("zone_set", sort=False):
+            by_zone = (part.groupby(["zone_id", "zone_name"], dropna=False)["value_cny"].sum()
                        .sort_values(ascending=False))
-            lines += [f"## GEP by zone: `{unit_set}` ({len(by_zone)} zones)", ""]
+            lines += [f"## GEP by zone: `{zone_set}` ({len(by_zone)} zones)", ""]
             rows = [[uid, name, _cny(v)] for (uid, name), v in by_zone.head(MAX_ZONES).items()]
             lines += _table(["id", "name", "GEP (CNY)"], rows)
             if len(by_zone) > MAX_ZONES:
-                lines.append(f"\n… {len(by_zone) - MAX_ZONES} more zones in `products/{unit_set}.parquet`")
+                lines.append(f"\n… {len(by_zone) - MAX_ZONES} more zones in `products/{zone_set}.parquet`")
             lines.append("")
     else:
         lines += ["No priced product in this run (GEP needs valued services); the physical totals follow.", ""]

@@ -35,15 +35,15 @@ import yaml
 from ecoraster.cache import (PRODUCTS_CODE, VALUATION_CODE, ZONAL_CODE, CacheStore, code_hash,
                              dataset_token, file_fingerprint, folder_hash, make_key,
                              service_code_hash)
-from ecoraster.catalog import file_sha256
+from ecoraster.datasets import file_sha256
 from ecoraster.config import RunConfig
 from ecoraster.errors import CatalogError, ConfigError, EcorasterError, ValidationFailed
-from ecoraster.products import build_products
+from ecoraster.accounting.gep_tables import build_products
 from ecoraster.registry import get_service
 from ecoraster.run import (RunPlan, RunResult, aggregate_zones, commit_staging, load_plan,
                            new_staging, run_service, validate_run, write_manifest)
 from ecoraster.spec import ServiceResult
-from ecoraster.valuation import value_results
+from ecoraster.accounting.valuation import value_results
 
 log = logging.getLogger("ecoraster.flows")
 
@@ -315,7 +315,7 @@ def service_step(config: str, workspace: str, staging: str, service_id: str, *, 
 
 def value_step(config: str, workspace: str, staging: str, service: Outcome, *, overlay: str | None = None,
                force: bool = False) -> Outcome:
-    """Add value outputs to one service's result (``ecoraster.valuation.value_results`` on that
+    """Add value outputs to one service's result (``ecoraster.accounting.valuation.value_results`` on that
     service alone) → ``<service>/result.valued.json``, unless its key matches."""
     service_id = service["name"].removeprefix("service.")
     plan = plan_for(config, overlay)
@@ -359,7 +359,7 @@ def zonal_step(config: str, workspace: str, staging: str, zone_set: str, values:
 
 def products_step(config: str, workspace: str, staging: str, values: list[Outcome], zonal: list[Outcome], *,
                   overlay: str | None = None, force: bool = False) -> Outcome:
-    """Build the run's products (``ecoraster.products.build_products``), unless its key matches."""
+    """Build the run's products (``ecoraster.accounting.gep_tables.build_products``), unless its key matches."""
     plan = plan_for(config, overlay)
     store = CacheStore(workspace)
     key, parts = products_key(plan, {v["name"]: v["key"] for v in values}, {z["name"]: z["key"] for z in zonal})

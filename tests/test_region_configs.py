@@ -17,7 +17,7 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box
 
-from ecoraster.catalog import Catalog
+from ecoraster.datasets import Catalog
 from ecoraster.run import execute_run, validate_run
 
 from .conftest import REPO

@@ -26,16 +26,14 @@ import xarray as xr
 from .. import yamlio
 from ..errors import ConfigError, InputDataError, MissingFileError
 from ..grid import DEFAULT_CHUNK, Grid, align_to, inspect_source
+from ..resources import config_path
 from ..kernels import ingest_optical as kern
 from ._common import georef
-
-PARAM_DIR = Path(__file__).resolve().parents[2] / "configs" / "parameters"
-
 
 @lru_cache(maxsize=4)
 def load_parameters(name: str = "optical") -> dict:
     """A parameter YAML of ``configs/parameters`` (``optical`` or ``lai_ndvi``)."""
-    return yamlio.read_mapping(PARAM_DIR / f"{name}.yaml", field="parameters")
+    return yamlio.read_mapping(config_path("parameters", f"{name}.yaml"), field="parameters")
 
 
 def _value(section: str, key: str):

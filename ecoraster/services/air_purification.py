@@ -44,13 +44,14 @@ from ..kernels.air import capacity_allocated, capacity_row_sums, deposition, lai
 from ..kernels.casa import build_row_index
 from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
 from ..tables import check_codes, lookup_arrays, numeric_column, read_table, require_columns, unique_counts
-from .carbon_sequestration import (PARAMETER_DIR, block_chunk, class_array, constants_used, load_constants,
+from ..resources import config_path
+from .carbon_sequestration import (block_chunk, class_array, constants_used, load_constants,
                                    parameter_specs, resolve_constant, unknown_params)
 
-CONSTANTS_FILE = PARAMETER_DIR / "air_constants.yaml"
-DEPOSITION_TABLE = PARAMETER_DIR / "air_deposition_classes.csv"
-PM25_WIND_TABLE = PARAMETER_DIR / "air_pm25_wind.csv"
-CAPACITY_TABLE = PARAMETER_DIR / "air_capacity.csv"
+CONSTANTS_FILE = config_path("parameters", "air_constants.yaml", must_exist=False)
+DEPOSITION_TABLE = config_path("parameters", "air_deposition_classes.csv", must_exist=False)
+PM25_WIND_TABLE = config_path("parameters", "air_pm25_wind.csv", must_exist=False)
+CAPACITY_TABLE = config_path("parameters", "air_capacity.csv", must_exist=False)
 NODATA = -9999.0
 METHODS = ("deposition", "capacity")
 

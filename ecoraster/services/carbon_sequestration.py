@@ -46,13 +46,13 @@ from ..context import ServiceContext
 from .. import yamlio
 from ..errors import EcorasterError, TableError
 from ..grid import _pixel_offset, align_to, inspect_source
+from ..resources import config_path
 from ..kernels.casa import NDVI_BINS, build_row_index, casa_block, ndvi_class_histogram, percentile_from_histogram
 from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
 from ..tables import check_codes, lookup_arrays, read_table, unique_counts
 
-PARAMETER_DIR = Path(__file__).resolve().parents[2] / "configs" / "parameters"
-EMAX_TABLE = PARAMETER_DIR / "casa_emax.csv"
-CONSTANTS_FILE = PARAMETER_DIR / "casa_constants.yaml"
+EMAX_TABLE = config_path("parameters", "casa_emax.csv", must_exist=False)
+CONSTANTS_FILE = config_path("parameters", "casa_constants.yaml", must_exist=False)
 NODATA = -9999.0
 PERIOD_INPUTS = ("ndvi", "sol", "temperature", "precipitation", "pet", "aet")
 ALLOWED_PERIODS = (1, 2, 3, 4, 6, 12)

@@ -20,7 +20,7 @@ import geopandas as gpd
 import numpy as np
 
 from ..allocation import NODATA, allocate, read_statistics
-from ..catalogue import load_products, load_profile
+from ..standards import load_products, load_profile
 from ..context import ServiceContext
 from ..errors import EcorasterError
 from ..io.raster import RasterOutput, write_rasters
@@ -134,13 +134,13 @@ def validate(ctx: ServiceContext) -> list[Issue]:
 
 def _prepared(ctx: ServiceContext, table_id: str, price_year: int):
     """A statistics table with values in CNY of ``price_year`` (万元 → CNY; CPI rebasing)."""
-    from ..catalogue import CONFIGS
-    from ..valuation import CPI
+    from ..prices import CPI
+    from ..resources import config_path
 
     src = ctx.entry(table_id).uri
     table = read_statistics(ctx.table(table_id), src)
     if "value" in table.columns:
-        cpi = CPI(CONFIGS / "prices" / "cpi_china.csv")
+        cpi = CPI(config_path("prices", "cpi_china.csv"))
         units_col = table["value_unit"] if "value_unit" in table.columns else "CNY"
         years = table["price_year"] if "price_year" in table.columns else ctx.year
         table["value"] = [v * convert(1.0, str(u) if isinstance(u, str) else "CNY", "CNY", where=src)

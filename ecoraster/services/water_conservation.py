@@ -30,6 +30,7 @@ from ..context import ServiceContext
 from ..errors import EcorasterError, MissingLookupValuesError, TableError
 from ..kernels.lookup import build_lut
 from ..kernels.water import annual_water_yield, water_balance
+from ..resources import config_path
 from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
 from ..tables import class_codes, numeric_column, read_table, require_columns
 
@@ -39,7 +40,6 @@ METHODS = ("water_balance", "invest_awy")
 #: Method used when the run config names none, by standard profile.
 METHOD_BY_PROFILE = {"mee2020": "water_balance", "invest": "invest_awy"}
 #: Folder of the default parameter tables (``<repo>/configs/parameters``).
-PARAMETER_DIR = Path(__file__).resolve().parents[2] / "configs" / "parameters"
 
 REQUIRED_INPUTS = {
     "water_balance": ("ecosystem", "precipitation", "aet"),
@@ -126,8 +126,8 @@ def runoff_table_path(ctx: ServiceContext) -> str:
     profile's table under ``configs/parameters`` (the mee2020 table for profiles without one)."""
     if ctx.has("runoff_coefficients"):
         return ctx.entry("runoff_coefficients").uri
-    own = PARAMETER_DIR / f"water_runoff_coefficients_{ctx.profile or 'mee2020'}.csv"
-    return str(own if own.exists() else PARAMETER_DIR / "water_runoff_coefficients_mee2020.csv")
+    own = config_path("parameters", f"water_runoff_coefficients_{ctx.profile or 'mee2020'}.csv", must_exist=False)
+    return str(own if own.exists() else config_path("parameters", "water_runoff_coefficients_mee2020.csv"))
 
 
 def _flag(df: pd.DataFrame, column: str, source: str) -> np.ndarray:

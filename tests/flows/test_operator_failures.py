@@ -77,7 +77,7 @@ def test_run_summary_markdown_by_hand(tmp_path):
             ("districts", "d1", "青山区", "B1", "水源涵养", 1.0, "m3", 1.0e8, True),
             ("districts", "d1", "青山区", "B3", "固碳", 1.0, "t", 5.0e6, True),
             ("districts", "d2", "江岸区", "B1", "水源涵养", 1.0, "m3", 5.0e7, True)]
-    header = "unit_set,unit_id,unit_name,code,name_zh,quantity,quantity_unit,value_cny,counted\n"
+    header = "zone_set,zone_id,zone_name,code,name_zh,quantity,quantity_unit,value_cny,counted\n"
     body = "".join(",".join(map(str, r)) + "\n" for r in rows)
     (ws / "products" / "catalogue.csv").write_text(header + body, encoding="utf-8-sig")
     manifest = {"config": {"region": "wh", "region_name": "武汉", "year": 2013}, "created": "2026-11-30T00:00:00+00:00",

@@ -76,10 +76,10 @@ def test_catalogue_rows_gep_and_files(run):
     _result, ws = run
     raw = (ws / "products" / "catalogue.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")                            # UTF-8 BOM for Excel
-    cat = pd.read_csv(ws / "products" / "catalogue.csv", encoding="utf-8-sig", dtype={"unit_id": str})
+    cat = pd.read_csv(ws / "products" / "catalogue.csv", encoding="utf-8-sig", dtype={"zone_id": str})
     # 3 products × (1 region + 4 parcels + 1 wetland unit)
     assert len(cat) == 18
-    region = cat[cat["unit_set"] == "region"].set_index("product")
+    region = cat[cat["zone_set"] == "region"].set_index("product")
     assert region.loc["water_conservation", "quantity"] == pytest.approx(3500.0)      # 35 px × 100 m3
     assert region.loc["water_conservation", "value_cny"] == pytest.approx(3500 * WC, rel=1e-6)
     assert region.loc["water_conservation", "level1"] == "调节服务"
@@ -87,11 +87,11 @@ def test_catalogue_rows_gep_and_files(run):
     assert region.loc["water_conservation", "price"] == pytest.approx(WC)
     assert region.loc["carbon_sequestration", "price_unit"] == "CNY/t CO2"
     assert bool(region.loc["oxygen_release", "contested"]) and region.loc["oxygen_release", "name_zh"] == "释氧"
-    assert region.loc["oxygen_release", "unit_name"] == "测试区"
+    assert region.loc["oxygen_release", "zone_name"] == "测试区"
     assert pd.read_parquet(ws / "products" / "catalogue.parquet").shape == cat.shape
     sheets = pd.read_excel(ws / "products" / "catalogue.xlsx", sheet_name=None)
     assert {"目录清单", "一级分类", "二级分类", "GEP", "说明"} <= set(sheets)
-    gep = sheets["GEP"].set_index(["unit_set", "unit_id"])
+    gep = sheets["GEP"].set_index(["zone_set", "zone_id"])
     assert gep.loc[("region", "testregion"), "gep_cny"] == pytest.approx(35 * (100 * WC + C + 2 * O2), rel=1e-6)
     assert gep.loc[("region", "testregion"), "gep_excl_contested_cny"] == pytest.approx(35 * (100 * WC + C), rel=1e-6)
 

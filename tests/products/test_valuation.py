@@ -11,7 +11,7 @@ import rasterio
 from ecoraster.errors import TableError, UnitError, ValidationFailed
 from ecoraster.run import execute_run, load_plan, validate_run
 from ecoraster.units import value_factor
-from ecoraster.valuation import CPI, PriceTable, load_setup, rebase
+from ecoraster.prices import CPI, PriceTable, load_setup, rebase
 
 from ..conftest import REPO
 from .conftest import CPI_CSV, PRICES, setup_run
@@ -150,7 +150,7 @@ def test_profile_not_counting_a_product_skips_its_value(tmp_zh, raster_writer, f
 def test_valuing_services_one_at_a_time_keeps_every_entry(tmp_zh, raster_writer, fake_service):
     """Flows value one service per task into the same staging folder: valuation.json keeps both."""
     from ecoraster.spec import ServiceResult
-    from ecoraster.valuation import value_results
+    from ecoraster.accounting.valuation import value_results
 
     cfg = setup_run(tmp_zh, raster_writer, chunk=64, shape=(20, 20))
     cfg.write_text(cfg.read_text().split("zones:")[0])

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from .errors import EcorasterError
+from ..errors import EcorasterError
 
 #: Workspace used when ``-w`` is not given: the demo's outputs (``make demo``).
 DEFAULT_WORKSPACE = Path("outputs/demo/wuhan_2013")
@@ -20,7 +20,7 @@ _JSON = typer.Option(False, "--json", help="print JSON")
 
 
 def _fail(exc: Exception, as_json: bool) -> None:
-    from .cli import _fail as fail
+    from .main import _fail as fail
 
     fail(exc, as_json)
 
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
     def parcel(parcel_id: str = typer.Argument(..., help="parcel_id"), workspace: Path = _WS,
                year: Optional[int] = _YEAR, as_json: bool = _JSON) -> None:
         """A parcel's catalogue: quantity and value of each product, GEP."""
-        from .query import ParcelStore, RunWorkspace
+        from ..query import ParcelStore, RunWorkspace
 
         try:
             ws = RunWorkspace.open(workspace, year)
@@ -109,8 +109,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = _JSON,
     ) -> None:
         """Parcels in a bbox or overlapping a polygon, with their GEP."""
-        from .query import ParcelStore, RunWorkspace, read_footprint
-        from .query.footprint import bbox_to_grid
+        from ..query import ParcelStore, RunWorkspace, read_footprint
+        from ..query.footprint import bbox_to_grid
 
         try:
             if (bbox is None) == (within is None):
@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = _JSON,
     ) -> None:
         """Value lost if the footprint is built: every product's value and quantity inside it."""
-        from .query import value_site
+        from ..query import value_site
 
         try:
             res = value_site(workspace, footprint, crs=crs, year=year, max_area_ha=max_area_ha, engine=engine)
@@ -181,7 +181,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = _JSON,
     ) -> None:
         """Rank candidate sites by the GEP they would take away (least first)."""
-        from .query import compare_sites, ranking_table
+        from ..query import compare_sites, ranking_table
 
         try:
             ranked = compare_sites(workspace, list(sites), crs=crs, year=year, max_area_ha=max_area_ha)
@@ -209,7 +209,7 @@ def register(app: typer.Typer) -> None:
         """Serve the HTTP API (OpenAPI at /docs) and the map page (/) for a run."""
         import uvicorn
 
-        from .api.app import create_app
+        from ..api.app import create_app
 
         try:
             api = create_app(workspace, year=year, max_area_ha=max_area_ha)
@@ -230,7 +230,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = _JSON,
     ) -> None:
         """Load the run's parcel table into PostGIS (or write a SQL dump for psql)."""
-        from .query.postgis import dump_parcels_sql, load_parcels_postgis
+        from ..query.postgis import dump_parcels_sql, load_parcels_postgis
 
         try:
             if sql_out is not None:

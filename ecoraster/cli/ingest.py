@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .errors import EcorasterError
+from ..errors import EcorasterError
 
 ingest_app = typer.Typer(help="Ingest native data: land cover, stations, new scenes.", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ def _fail(exc: Exception) -> None:
 
 
 def _grid_from(like: Optional[Path], source: Path):
-    from .grid import Grid
+    from ..grid import Grid
 
     return Grid.from_raster(like or source)
 
@@ -27,7 +27,7 @@ def _grid_from(like: Optional[Path], source: Path):
 @ingest_app.command("check-codes")
 def check_codes_cmd(source: Path, table: str = typer.Option(..., "--table", "-t", help="e.g. esa_worldcover, clcd, sandiao_level2, wuhan_plus, or a CSV")) -> None:
     """Check that every code of a land-cover raster has a row in a reclassification table."""
-    from .ingest.landcover import check_codes
+    from ..ingest.landcover import check_codes
 
     try:
         counts = check_codes(source, table)
@@ -44,8 +44,8 @@ def landcover_cmd(
     like: Optional[Path] = typer.Option(None, "--like", help="align to this raster's grid (default: the source's)"),
 ) -> None:
     """Reclassify a land-cover raster to the GEP ecosystem classes and write a COG."""
-    from .ingest.landcover import reclassify
-    from .io.raster import RasterOutput, write_rasters
+    from ..ingest.landcover import reclassify
+    from ..io.raster import RasterOutput, write_rasters
 
     try:
         grid = _grid_from(like, source)
@@ -69,9 +69,9 @@ def stations_cmd(
     min_fraction: float = typer.Option(0.75, help="share of valid days a station needs"),
 ) -> None:
     """Station table (CNEMC text or CSV) → QC → period mean → IDW / kriging grid (COG) + report."""
-    from .grid import Grid
-    from .ingest import monitoring as mon
-    from .io.raster import RasterOutput, write_rasters
+    from ..grid import Grid
+    from ..ingest import monitoring as mon
+    from ..io.raster import RasterOutput, write_rasters
 
     try:
         grid = Grid.from_raster(like)
@@ -98,7 +98,7 @@ def scan_cmd(
     add: bool = typer.Option(False, "--add", help="add the new scenes to the catalogue"),
 ) -> None:
     """List scenes in FOLDER not yet in the STAC catalogue (by checksum); --add records them."""
-    from .ingest.stac import add_scenes, scan_new_scenes
+    from ..ingest.stac import add_scenes, scan_new_scenes
 
     try:
         new = scan_new_scenes(folder, catalog)

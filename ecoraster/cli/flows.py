@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from .errors import EcorasterError
+from ..errors import EcorasterError
 
 flow_app = typer.Typer(help="Prefect flows: the annual run, new imagery, serving the deployments.",
                        no_args_is_help=True)
@@ -44,7 +44,7 @@ def _report(summary: dict, as_json: bool) -> None:
 
 
 def _fail(exc: Exception, as_json: bool) -> None:
-    from .cli import _fail as fail
+    from .main import _fail as fail
 
     fail(exc, as_json)
 

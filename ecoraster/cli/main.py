@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 
 import typer
 
-from .errors import EcorasterError, ValidationFailed
+from ..errors import EcorasterError, ValidationFailed
 
 app = typer.Typer(help="ecoraster: GEP (生态产品总值) accounting on rasters.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -63,7 +63,7 @@ def _progress_bar(enabled: bool) -> Iterator:
 @app.command("list")
 def list_services(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List the registered services."""
-    from .registry import all_specs
+    from ..registry import all_specs
 
     specs = all_specs()
     if as_json:
@@ -77,7 +77,7 @@ def list_services(as_json: bool = typer.Option(False, "--json", help="print JSON
 @app.command("getspec")
 def getspec(service: str, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Show a service's declared inputs, parameters and outputs."""
-    from .registry import get_spec
+    from ..registry import get_spec
 
     try:
         spec = get_spec(service)
@@ -106,7 +106,7 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Check a run config and its inputs; print every problem; exit 1 if any."""
-    from .run import validate_run
+    from ..run import validate_run
 
     issues = validate_run(config, service or None)
     if as_json:
@@ -131,7 +131,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Run a config: validate, compute services, aggregate to zones, write the manifest."""
-    from .run import execute_run
+    from ..run import execute_run
 
     _setup_logging(verbose)
     try:
@@ -183,7 +183,7 @@ def zonal(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Coverage-weighted zonal statistics of rasters over polygons (float64, every zone kept)."""
-    from .zonal import zonal_stats
+    from ..zonal import zonal_stats
 
     try:
         table = zonal_stats({p.stem: p for p in raster}, zones, id_field, stats=tuple(stat), engine=engine,
@@ -209,30 +209,20 @@ def zonal(
         typer.echo(f"{len(table)} zones -> {out}")
 
 
-#: Modules that add their own commands with ``register(app)`` (products, queries, flows …).
-_COMMAND_MODULES = ("cli_ingest", "cli_products", "cli_query", "cli_flows")
+def _register_command_groups() -> None:
+    from . import flows, ingest, products, query
 
-
-def _register_command_modules() -> None:
-    import importlib
-
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":
-                continue  # that part of the CLI is not installed in this build
-            raise
+    for module in (ingest, products, query, flows):
         module.register(app)
 
 
-_register_command_modules()
+_register_command_groups()
 
 
 def main() -> None:  # console-script entry point
     import gc
 
-    from .io.raster import limit_malloc_arenas
+    from ..io.raster import limit_malloc_arenas
 
     limit_malloc_arenas()
     try:

@@ -14,7 +14,7 @@ results and the zonal tables and writes, under ``out_dir/products/``:
 - ``products.json``: mass balance of partition zone sets, partition checks, notes (merged
   into ``run.json``).
 
-and ``out_dir/stac/catalog.json`` (see :mod:`ecoraster.stac_out`).
+and ``out_dir/stac/catalog.json`` (see :mod:`ecoraster.accounting.stac`).
 
 GEP per unit = Σ value of the products the standard profile counts; ``gep_excl_contested``
 leaves out the contested ones (oxygen release, evaporation-based climate regulation;
@@ -33,8 +33,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from .catalogue import Profile, catalogue_rows, load_products, write_catalogue
-from .spec import ServiceResult
+from ..spec import ServiceResult
+from ..standards import Profile, load_products
+from .product_catalogue import catalogue_rows, write_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def _read_zones(plan, name: str) -> gpd.GeoDataFrame:
 
 def _partition_report(zones: gpd.GeoDataFrame, id_field: str) -> dict[str, Any]:
     """Overlaps and gaps of a zone set declared a partition (:func:`ecoraster.zonal.check_partition`)."""
-    from .zonal import check_partition
+    from ..zonal import check_partition
 
     rep = check_partition(zones, id_field)
     return {"ok": bool(rep.ok), "overlap_area_m2": rep.overlap_area, "gap_area_m2": rep.gap_area,
@@ -194,7 +195,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
     stac : bool
         Also write ``stac/catalog.json``.
     """
-    from .valuation import load_setup
+    from ..prices import load_setup
 
     out_dir = Path(out_dir)
     folder = out_dir / "products"
@@ -216,8 +217,8 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
                               index=pd.Index([cfg.region]))
     region_val = pd.DataFrame({pid: [pc.value_total if pc.value_total is not None else np.nan]
                                for pid, pc in cols.items()}, index=pd.Index([cfg.region]))
-    parts = [catalogue_rows(region_qty, region_val, unit_set="region",
-                            unit_names=pd.Series({cfg.region: cfg.region_name or cfg.region}),
+    parts = [catalogue_rows(region_qty, region_val, zone_set="region",
+                            zone_names=pd.Series({cfg.region: cfg.region_name or cfg.region}),
                             units=units, prices=prices, sources=sources, profile=profile)]
 
     for name, csv_path in zonal_tables.items():
@@ -229,7 +230,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         zones = _read_zones(plan, name)
         zones = zones.set_index(zones[zs.id_field].to_numpy())
         names = zones[zs.name_field] if zs.name_field and zs.name_field in zones.columns else None
-        parts.append(catalogue_rows(qty, val, unit_set=name, unit_names=names, units=units, prices=prices,
+        parts.append(catalogue_rows(qty, val, zone_set=name, zone_names=names, units=units, prices=prices,
                                     sources=sources, profile=profile))
         id_column = "parcel_id" if name == "parcels" else "zone_id"
         body = gep_columns(qty, val, profile)
@@ -258,7 +259,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
     catalogue = pd.concat(parts, ignore_index=True)
     written.update(write_catalogue(catalogue, folder, meta_base))
     # boolean masks, not DataFrame.query: pandas 3.1 query fails on an empty catalogue (object columns)
-    counted = (catalogue["unit_set"] == "region") & catalogue["counted"].astype(bool)
+    counted = (catalogue["zone_set"] == "region") & catalogue["counted"].astype(bool)
     kept = counted & ~catalogue["contested"].astype(bool)
     report["gep_region"] = {
         "gep": float(catalogue.loc[counted, "value_cny"].fillna(0).sum()),
@@ -268,7 +269,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
                                           encoding="utf-8")
     written["products_report"] = folder / "products.json"
     if stac:
-        from .stac_out import write_stac
+        from .stac import write_stac
 
         written["stac"] = write_stac(plan, results, written, out_dir)
     return written

@@ -20,8 +20,8 @@ from typing import Any
 
 import rasterio
 
-from .catalog import multihash_sha256
-from .spec import ServiceResult
+from ..datasets import multihash_sha256
+from ..spec import ServiceResult
 
 log = logging.getLogger(__name__)
 

@@ -1,138 +1,49 @@
-"""The product catalogue (生态产品目录清单): product classes, standard profiles, and the
-catalogue table of a run (one row per product × spatial unit) with GEP per unit.
-
-- ``configs/products.yaml``: product code → code, name, first- and second-level class,
-  physical unit and method, valuation method.
-- ``configs/profiles/<id>.yaml``: which products count under a standard (``mee2020``,
-  ``ndrc2022`` …), which are contested, which classes tables are allocated to.
+"""The product catalogue of a run (生态产品目录清单): one row per product × zone, GEP per
+zone, first- and second-level sums, and the writer (CSV, Parquet, Excel).
 
 Catalogue fields follow DB11/T 2059-2022 Annex A (✔ the annex exists; its field list ✱):
 code, first-level class, second-level class, product, physical quantity and unit, method,
-value, price, price year, source, confidence, spatial unit, standard profile.
+value, price, price year, source, confidence, zone (spatial unit), standard profile.
 """
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import yamlio
-from .errors import ConfigError
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-LEVEL1 = ("物质产品", "调节服务", "文化服务")
+from ..standards import LEVEL1, Profile, load_products
 
 #: Catalogue columns, in order.
 CATALOGUE_COLUMNS = [
-    "code", "level1", "level2", "product", "name_zh", "unit_set", "unit_id", "unit_name",
+    "code", "level1", "level2", "product", "name_zh", "zone_set", "zone_id", "zone_name",
     "quantity", "quantity_unit", "physical_method", "valuation_method", "value_cny",
     "price", "price_unit", "price_year", "price_id", "price_source", "source", "confidence",
     "profile", "counted", "contested",
 ]
 
-
-class Product(BaseModel):
-    """One ecological product of ``configs/products.yaml``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str
-    code: str
-    name_zh: str
-    name_en: str
-    level1: str
-    level2: str
-    physical_unit: str
-    physical_method: str = ""
-    valuation_method: str = ""
+#: Column names of catalogues written before the zones rename, and their new names.
+OLD_COLUMNS = {"unit_set": "zone_set", "unit_id": "zone_id", "unit_name": "zone_name"}
 
 
-class Profile(BaseModel):
-    """A standard profile: the products that count, the contested ones, allocation classes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str
-    name: str
-    prices: str | None = None
-    material_value_rule: str | None = None
-    products: tuple[str, ...]
-    contested: tuple[str, ...] = ()
-    eligible_classes: dict[str, tuple[int, ...]] = Field(default_factory=dict)
-    source_path: str | None = None
-
-    def counts(self, product: str) -> bool:
-        return product in self.products
-
-    def is_contested(self, product: str) -> bool:
-        return product in self.contested
+def read_catalogue(path: str | Path) -> pd.DataFrame:
+    """A run's ``catalogue.csv`` / ``.parquet``; old workspaces' ``unit_*`` columns are renamed."""
+    p = Path(path)
+    if p.suffix == ".parquet":
+        df = pd.read_parquet(p)
+    else:
+        df = pd.read_csv(p, encoding="utf-8-sig", dtype={"unit_id": str, "zone_id": str})
+    return df.rename(columns=OLD_COLUMNS)
 
 
-@lru_cache(maxsize=8)
-def _load_products_cached(path: str, mtime: float) -> dict[str, Product]:
-    raw = yamlio.read_mapping(Path(path), field="products")
-    out: dict[str, Product] = {}
-    for pid, body in (raw.get("products") or {}).items():
-        try:
-            product = Product.model_validate({"id": pid, **(body or {})})
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ConfigError(f"{path}: products.{pid}.{'.'.join(map(str, err['loc']))} = "
-                              f"{err.get('input')!r}: {err['msg']}") from None
-        if product.level1 not in LEVEL1:
-            raise ConfigError(f"{path}: products.{pid}.level1 = {product.level1!r}: use one of {', '.join(LEVEL1)}")
-        out[pid] = product
-    return out
-
-
-def load_products(path: str | os.PathLike | None = None) -> dict[str, Product]:
-    """Products by code from ``configs/products.yaml`` (or ``path``)."""
-    p = Path(path) if path else CONFIGS / "products.yaml"
-    return _load_products_cached(str(p.resolve()), p.stat().st_mtime if p.exists() else 0.0)
-
-
-def products_version(path: str | os.PathLike | None = None) -> str:
-    p = Path(path) if path else CONFIGS / "products.yaml"
-    return str(yamlio.read_mapping(p, field="products").get("version", "unversioned"))
-
-
-def load_profile(name_or_path: str | os.PathLike) -> Profile:
-    """A standard profile by id (``configs/profiles/<id>.yaml``) or by path; every product it
-    names must exist in ``configs/products.yaml``."""
-    p = Path(name_or_path)
-    if p.suffix.lower() not in (".yaml", ".yml"):
-        p = CONFIGS / "profiles" / f"{name_or_path}.yaml"
-    raw = yamlio.read_mapping(p, field="profile")
-    try:
-        profile = Profile.model_validate({**raw, "source_path": str(p)})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"{p}: {'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}") from None
-    known = load_products()
-    for field_name, codes in (("products", profile.products), ("contested", profile.contested),
-                              ("eligible_classes", tuple(profile.eligible_classes))):
-        unknown = [c for c in codes if c not in known]
-        if unknown:
-            raise ConfigError(f"{p}: {field_name}: unknown product code(s) {', '.join(unknown)} "
-                              f"(not in {CONFIGS / 'products.yaml'})")
-    return profile
-
-
-# ---------------------------------------------------------------------------------------
-# the catalogue table of a run
-# ---------------------------------------------------------------------------------------
 
 def catalogue_rows(
     quantities: pd.DataFrame,
     values: pd.DataFrame,
     *,
-    unit_set: str,
-    unit_names: pd.Series | None,
+    zone_set: str,
+    zone_names: pd.Series | None,
     units: dict[str, str],
     prices: dict[str, dict[str, Any]],
     sources: dict[str, dict[str, Any]],
@@ -145,7 +56,7 @@ def catalogue_rows(
     quantities, values : DataFrame
         Index = zone id; columns = product codes; physical quantity (in ``units[product]``)
         and value (CNY). A product may be missing from either (no price / no quantity).
-    unit_set : str
+    zone_set : str
         Name of the zone set (``region``, ``parcels``, ``townships`` …).
     prices : dict product → {price, price_unit, price_year, price_id, price_source, confidence}
     sources : dict product → {source, confidence}
@@ -167,9 +78,9 @@ def catalogue_rows(
                 "level2": prod.level2 if prod else "",
                 "product": pid,
                 "name_zh": prod.name_zh if prod else pid,
-                "unit_set": unit_set,
-                "unit_id": str(zone_id),
-                "unit_name": str(unit_names.get(zone_id, "")) if unit_names is not None else "",
+                "zone_set": zone_set,
+                "zone_id": str(zone_id),
+                "zone_name": str(zone_names.get(zone_id, "")) if zone_names is not None else "",
                 "quantity": float(qty) if qty is not None and pd.notna(qty) else float("nan"),
                 "quantity_unit": units.get(pid, prod.physical_unit if prod else ""),
                 "physical_method": prod.physical_method if prod else "",
@@ -191,10 +102,10 @@ def catalogue_rows(
     return df
 
 
-def gep_by_unit(catalogue: pd.DataFrame) -> pd.DataFrame:
-    """GEP per spatial unit: Σ value of counted products, with and without contested ones, and
+def gep_by_zone(catalogue: pd.DataFrame) -> pd.DataFrame:
+    """GEP per zone: Σ value of counted products, with and without contested ones, and
     the three first-level sums (CNY)."""
-    keys = ["unit_set", "unit_id", "unit_name"]
+    keys = ["zone_set", "zone_id", "zone_name"]
     counted = catalogue[catalogue["counted"].astype(bool)].copy()
     if counted.empty:
         return pd.DataFrame(columns=[*keys, "gep_cny", "gep_excl_contested_cny", *[f"{c}_cny" for c in LEVEL1],
@@ -212,11 +123,11 @@ def gep_by_unit(catalogue: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(catalogue: pd.DataFrame, level: int) -> pd.DataFrame:
-    """Sums per unit and first-level (``level=1``) or second-level (``level=2``) class.
+    """Sums per zone and first-level (``level=1``) or second-level (``level=2``) class.
 
     Quantities are only summed within one second-level class and one unit of measure.
     """
-    keys = ["unit_set", "unit_id", "unit_name", "level1"] + (["level2"] if level == 2 else [])
+    keys = ["zone_set", "zone_id", "zone_name", "level1"] + (["level2"] if level == 2 else [])
     df = catalogue[catalogue["counted"].astype(bool)]
     if df.empty:
         return pd.DataFrame(columns=[*keys, "value_cny", "products"])
@@ -256,13 +167,13 @@ def write_catalogue(catalogue: pd.DataFrame, folder: Path, meta: dict[str, Any],
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            b"ecoraster": json.dumps(meta, ensure_ascii=False).encode()})
     pq.write_table(table, paths["catalogue_parquet"])
-    sizes = catalogue.groupby("unit_set")["unit_id"].nunique()
+    sizes = catalogue.groupby("zone_set")["zone_id"].nunique()
     left_out = sorted(sizes[sizes > xlsx_max_zones].index)
-    book = catalogue[~catalogue["unit_set"].isin(left_out)]
+    book = catalogue[~catalogue["zone_set"].isin(left_out)]
     if left_out:
         meta = {**meta, "xlsx_left_out": f"zone sets {', '.join(left_out)} (> {xlsx_max_zones} zones): "
                                         "see catalogue.csv / catalogue.parquet"}
-    gep = gep_by_unit(book)
+    gep = gep_by_zone(book)
     about = pd.DataFrame({"key": list(meta), "value": [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
                                                         else v for v in meta.values()]})
     with pd.ExcelWriter(paths["catalogue_xlsx"], engine="openpyxl") as xl:

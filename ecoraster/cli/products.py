@@ -1,6 +1,6 @@
 """``eco`` commands of the products: the catalogue (目录清单), zone GEP tables and price tables.
 
-    eco catalogue WORKSPACE [--level 0|1|2] [--unit-set S] [--unit ID] [--json]
+    eco catalogue WORKSPACE [--level 0|1|2] [--zone-set S] [--zone ID] [--json]
     eco gep-table WORKSPACE [--zone-set parcels] [--top N] [--json]
     eco prices list [--table mee2020] [--price-year 2020] [--product P] [--json]
     eco prices show PRICE_ID [--table mee2020] [--price-year 2020]
@@ -16,11 +16,11 @@ from typing import Optional
 
 import typer
 
-from .errors import EcorasterError, MissingFileError
+from ..errors import EcorasterError, MissingFileError
 
 
 def _fail(exc: Exception, as_json: bool) -> None:
-    from .cli import _fail as cli_fail
+    from .main import _fail as cli_fail
 
     cli_fail(exc, as_json)
 
@@ -37,12 +37,13 @@ def _show(df, as_json: bool) -> None:
 
 
 def _setup(table: str, price_year: int, profile: str):
-    from .catalogue import CONFIGS, load_profile
-    from .valuation import CPI, PriceTable, ValuationSetup
+    from ..prices import CPI, PriceTable, ValuationSetup
+    from ..resources import config_path
+    from ..standards import load_profile
 
     path = Path(table)
     if path.suffix not in (".yaml", ".yml"):
-        path = CONFIGS / "prices" / f"{table}.yaml"
+        path = config_path("prices", f"{table}.yaml")
     pt = PriceTable.load(path)
     return ValuationSetup(pt, CPI(pt.cpi_path), price_year, load_profile(profile))
 
@@ -54,33 +55,32 @@ def register(app: typer.Typer) -> None:
     def catalogue(
         workspace: Path,
         level: int = typer.Option(0, "--level", "-l", help="0 = every product, 1 / 2 = first / second-level sums"),
-        unit_set: Optional[str] = typer.Option(None, "--unit-set", help="region, districts, parcels, …"),
-        unit: Optional[list[str]] = typer.Option(None, "--unit", help="unit id(s)"),
-        gep: bool = typer.Option(False, "--gep", help="GEP per unit (with and without contested items)"),
+        zone_set: Optional[str] = typer.Option(None, "--zone-set", "--unit-set", "-z",
+                                               help="region, districts, parcels, … (--unit-set: old name)"),
+        zone: Optional[list[str]] = typer.Option(None, "--zone", "--unit", help="zone id(s)"),
+        gep: bool = typer.Option(False, "--gep", help="GEP per zone (with and without contested items)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
-        """Print a run's catalogue (生态产品目录清单) or its GEP per unit."""
-        import pandas as pd
-
-        from .catalogue import gep_by_unit, summarise
+        """Print a run's catalogue (生态产品目录清单) or its GEP per zone."""
+        from ..accounting.product_catalogue import gep_by_zone, read_catalogue, summarise
 
         path = workspace / "products" / "catalogue.parquet"
         try:
             if not path.exists():
                 raise MissingFileError(str(path), field="workspace")
-            cat = pd.read_parquet(path)
+            cat = read_catalogue(path)
         except EcorasterError as exc:
             _fail(exc, as_json)
-        if unit_set:
-            cat = cat[cat["unit_set"] == unit_set]
-        if unit:
-            cat = cat[cat["unit_id"].isin(unit)]
+        if zone_set:
+            cat = cat[cat["zone_set"] == zone_set]
+        if zone:
+            cat = cat[cat["zone_id"].isin(zone)]
         if gep:
-            _show(gep_by_unit(cat), as_json)
+            _show(gep_by_zone(cat), as_json)
         elif level in (1, 2):
             _show(summarise(cat, level), as_json)
         else:
-            cols = ["code", "level1", "level2", "name_zh", "unit_set", "unit_id", "unit_name", "quantity",
+            cols = ["code", "level1", "level2", "name_zh", "zone_set", "zone_id", "zone_name", "quantity",
                     "quantity_unit", "value_cny", "price", "price_unit", "price_year", "confidence", "contested"]
             _show(cat[cols], as_json)
 
@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Every price of a table, with its value rebased to --price-year."""
-        from .valuation import price_list
+        from ..prices import price_list
 
         try:
             df = price_list(_setup(table, price_year, profile))
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         profile: str = typer.Option("mee2020", "--profile"),
     ) -> None:
         """One price with its source, confidence and rebasing (components of derived prices)."""
-        from .valuation import rebase
+        from ..prices import rebase
 
         try:
             setup = _setup(table, price_year, profile)
