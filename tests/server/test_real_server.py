@@ -33,7 +33,6 @@ from flows.server import LocalServer
 
 from ..conftest import REPO
 
-pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -130,6 +129,9 @@ def server(tmp_path):
         srv.stop()
 
 
+@pytest.mark.server
+@pytest.mark.flows
+@pytest.mark.slow
 def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
     api = Api(server.api_url)
     t0, phases = time.monotonic(), {}
