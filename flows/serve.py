@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         check_watch_folder(a.watch_folder, patterns)  # before anything starts
 
     url, server = ensure_server(a.server_port, a.server_home, a.no_server)
+    # Prefect 3.8.8's runner calls an async stop() from its SIGTERM handler without awaiting it (harmless)
+    warnings.filterwarnings("ignore", message="coroutine 'Runner.astop' was never awaited")
     try:
         from prefect import serve
 

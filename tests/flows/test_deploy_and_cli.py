@@ -27,7 +27,7 @@ def test_prefect_yaml_deployments_point_at_real_flows():
     # runs start in the checkout `prefect deploy` ran in (or $ECORASTER_HOME), never a fixed path
     (build,) = spec["build"]
     step = build["prefect.deployments.steps.run_shell_script"]
-    assert step["id"] == "checkout" and step["script"] == 'echo "${ECORASTER_HOME:-$PWD}"'
+    assert step["id"] == "checkout" and step["script"] == 'echo "${ECORASTER_HOME:-$(pwd -P)}"'
     assert spec["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ checkout.stdout }}"}}]
     docker = yaml.safe_load((REPO / "deploy" / "prefect-docker.yaml").read_text(encoding="utf-8"))
     assert {d["name"] for d in docker["deployments"]} == set(deps)
