@@ -3,7 +3,7 @@
 ``prefect --no-prompt deploy --all`` from this checkout as shipped (prefect.yaml untouched), the
 server's scheduler creating the next cron run of ``annual-gep``, a worker (``python -m
 flows.worker``), a triggered annual run on the small example config completed with its outputs
-and artifacts, the worker stopping on one SIGTERM; and ``flows/serve.py`` on the same server under
+and artifacts, the worker stopping on one SIGTERM during a second run (marked Crashed); and ``flows/serve.py`` on the same server under
 its own deployment names (scheduled too, no takeover, paused and stopped by SIGTERM).
 
 It fails when the dependency constraints drift to versions that break Prefect's server
@@ -189,8 +189,8 @@ def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
             worker_log.flush()
             return (tmp_path / "worker.log").read_text(encoding="utf-8", errors="replace")[-6000:]
 
-        def final_state():
-            state = api.get(f"flow_runs/{run_id}")["state_type"]
+        def final_state(flow_run_id: str = run_id):
+            state = api.get(f"flow_runs/{flow_run_id}")["state_type"]
             return state if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
         state = _wait("the triggered annual run to finish", final_state, RUN_TIMEOUT_S,
@@ -217,15 +217,25 @@ def test_deploy_schedule_and_worker_run_on_a_real_server(server, tmp_path):
         assert "`service.carbon_storage`" in summary["data"] and "## Warnings" in summary["data"]
         assert np.isfinite(change["total"])
 
-        # the worker stops on ONE SIGTERM (systemd / docker stop), exit code 0
+        # the worker stops on ONE SIGTERM (systemd / docker stop) while a second run (force) is in
+        # progress: exit code 0, the run Crashed (not left Running, where it would hold the
+        # deployment's concurrency slot), the committed outputs untouched
+        committed = (ws / "run.json").read_bytes()
+        out = _cli(["deployment", "run", "annual_gep/annual-gep", "--params", json.dumps({**params, "force": True})], env)
+        second = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
+        _wait("the second run to start", lambda: api.get(f"flow_runs/{second}")["state_type"] == "RUNNING",
+              RUN_TIMEOUT_S, interval_s=0.5, diagnose=log)
         worker.send_signal(signal.SIGTERM)
         try:
-            code = worker.wait(STOP_TIMEOUT_S)
+            code = worker.wait(STOP_TIMEOUT_S + 30)  # + the grace the flow run gets
         except subprocess.TimeoutExpired:
-            pytest.fail(f"worker still running {STOP_TIMEOUT_S} s after SIGTERM\n{log()}")
+            pytest.fail(f"worker still running {STOP_TIMEOUT_S + 30} s after SIGTERM\n{log()}")
         assert code == 0, log()
         assert "SIGTERM received, stopping" in log()
-        phase("worker stopped")
+        assert _wait("the second run to end", lambda: final_state(second), 10, interval_s=0.5,
+                     diagnose=log) == "CRASHED", log()
+        assert (ws / "run.json").read_bytes() == committed
+        phase("worker stopped during a run")
 
         # serve: its deployment gets the same next cron run; the work pool's one is not taken over
         def served():
