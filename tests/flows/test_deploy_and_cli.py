@@ -102,3 +102,20 @@ def test_systemd_units_run_what_the_repo_has():
 
     assert server.main(["wait", "--url", "http://127.0.0.1:9/api", "--timeout", "0"]) == 1
     assert callable(worker.main)
+
+
+def test_installed_server_dependencies_match_the_pins():
+    """Fast drift check (the real-server test is the slow one): what is installed satisfies the
+    pins that keep Prefect's server working (see pyproject.toml)."""
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(d) for d in tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+            ["dependencies"]]
+    pins = {r.name.lower(): r for r in reqs}
+    for name in ("prefect", "fastapi", "sqlalchemy"):
+        assert pins[name].specifier.contains(version(name), prereleases=True), \
+            f"{name} {version(name)} installed, pyproject wants {pins[name].specifier}: pip install -e ."
+    assert not pins["fastapi"].specifier.contains("0.151.0") and not pins["sqlalchemy"].specifier.contains("2.1.0")
