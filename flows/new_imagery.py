@@ -24,12 +24,11 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import flows  # noqa: F401,E402  (quiet, offline settings before Prefect)
 from flows import steps  # noqa: E402
 from flows.annual import resolve_run  # noqa: E402
+from flows.checks import check_watch_folder  # noqa: E402
 from flows.tasks import IO_RETRIES, dask_engine, run_steps  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-
-from flows.checks import check_watch_folder  # noqa: E402
 
 
 @task(name="scan-folder", cache_policy=NO_CACHE, **IO_RETRIES)

@@ -26,6 +26,7 @@ from ecoraster.run import dask_scheduler
 from . import steps
 from .artifacts import publish_run_summary
 
+
 def retry_on_os_error(task, task_run, state) -> bool:
     """Retry condition of ``IO_RETRIES``: only I/O errors may go away by themselves."""
     return isinstance(getattr(state, "data", None), OSError)

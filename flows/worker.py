@@ -47,8 +47,13 @@ async def stop_own_runs(pool: str, grace_s: float) -> list[str]:
     Crashed. Returns the ids of the runs it stopped."""
     import anyio
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
-                                                WorkPoolFilter, WorkPoolFilterName)
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
 
