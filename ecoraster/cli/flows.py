@@ -84,7 +84,7 @@ def annual(
 
 @flow_app.command("new-imagery")
 def new_imagery(
-    config: Path,
+    config: Path = typer.Argument(..., help="run config (configs/<region>_<year>.yaml)"),
     workspace: Path = typer.Option(..., "--workspace", "-w", help="workspace of an earlier run"),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="catalogue id the scene replaces"),
     scene: Optional[Path] = typer.Option(None, "--scene", help="raster or STAC Item JSON"),
@@ -120,9 +120,9 @@ def new_imagery(
 
 @flow_app.command("serve")
 def serve(
-    config: Path = typer.Option(..., "--config"),
-    workspace: Path = typer.Option(..., "--workspace"),
-    watch_folder: Optional[Path] = typer.Option(None, "--watch-folder"),
+    config: Path = typer.Option(..., "--config", help="run config (configs/<region>_<year>.yaml)"),
+    workspace: Path = typer.Option(..., "--workspace", "-w", help="run workspace the deployments write to"),
+    watch_folder: Optional[Path] = typer.Option(None, "--watch-folder", help="folder scanned for new imagery"),
     pattern: Optional[list[str]] = typer.Option(None, "--pattern", help="GLOB=DATASET (repeatable)"),
     interval: int = typer.Option(3600, "--interval", help="seconds between folder scans"),
     server_port: int = typer.Option(4200, "--server-port", help="local Prefect server: used, or started"),
