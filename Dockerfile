@@ -34,9 +34,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf 
 COPY pyproject.toml README.md ./
 COPY ecoraster ./ecoraster
 COPY flows ./flows
+# configs/ before the install: ecoraster/_configs links to it (reference tables as package data)
+COPY configs ./configs
 RUN pip install --upgrade pip && pip install .
 COPY prefect.yaml data_catalog.yaml ./
-COPY configs ./configs
 COPY catalogs ./catalogs
 COPY deploy ./deploy
 COPY data ./data
