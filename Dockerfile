@@ -32,10 +32,10 @@ WORKDIR /app
 # Wheels of rasterio / pyogrio bundle GDAL: no system GDAL needed. tini reaps Dask worker processes.
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
+# configs/ before the install: ecoraster/_configs links to it and the wheel ships the tables
+COPY configs ./configs
 COPY ecoraster ./ecoraster
 COPY flows ./flows
-# configs/ before the install: ecoraster/_configs links to it (reference tables as package data)
-COPY configs ./configs
 RUN pip install --upgrade pip && pip install .
 COPY prefect.yaml data_catalog.yaml ./
 COPY catalogs ./catalogs

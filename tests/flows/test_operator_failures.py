@@ -48,6 +48,18 @@ def test_missing_watch_folder_fails_the_run(tmp_zh, monkeypatch):
     assert state.is_failed() and "no patterns" in state.message
 
 
+def test_new_imagery_workspace_defaults_like_the_annual_run(tmp_zh, monkeypatch):
+    from flows import new_imagery
+
+    seen = []
+    monkeypatch.setattr(new_imagery, "scan_task", lambda folder, patterns, workspace: seen.append(workspace) or [])
+    monkeypatch.setenv("ECORASTER_OUTPUT_DIR", str(tmp_zh / "out"))
+    out = new_imagery.on_new_imagery(str(small_config(tmp_zh)), folder=str(tmp_zh), patterns={"*.tif": "x"})
+    assert out["scenes"] == []
+    # $ECORASTER_OUTPUT_DIR/<region>_<year> of configs/examples/wuhan_small.yaml (wuhan_small, 2013)
+    assert seen == [str((tmp_zh / "out" / "wuhan_small_2013").resolve())]
+
+
 def test_every_file_task_retries_on_io_errors_only():
     from prefect.states import Failed
 
@@ -55,7 +67,7 @@ def test_every_file_task_retries_on_io_errors_only():
 
     file_tasks = [tasks.prepare_task, tasks.verify_inputs_task, tasks.service_task, tasks.value_task,
                   tasks.zonal_task, tasks.products_task, tasks.finish_task, tasks.totals_artifact_task,
-                  new_imagery.scan_task, new_imagery.ingest_scene_task, new_imagery.prepare_update_task]
+                  new_imagery.scan_task]
     for t in file_tasks:
         assert t.retries == 3 and t.retry_delay_seconds == [2, 10, 30], t.name  # backoff
         assert t.retry_condition_fn is tasks.retry_on_os_error, t.name
@@ -65,7 +77,7 @@ def test_every_file_task_retries_on_io_errors_only():
 
 
 def test_run_summary_markdown_by_hand(tmp_path):
-    from flows.artifacts import artifact_key, run_summary_markdown
+    from ecoraster.reporting.run_summary import artifact_key, run_summary_markdown
 
     ws = tmp_path / "ws"
     (ws / "products").mkdir(parents=True)
