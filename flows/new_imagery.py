@@ -21,23 +21,27 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import flows  # noqa: F401,E402  (quiet, offline settings before Prefect)
+from flows.artifacts import publish_run_summary  # noqa: E402
+from flows.checks import check_watch_folder  # noqa: E402
 from flows.tasks import IO_RETRIES, PrefectExecutor, dask_settings, flow_summary  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from ecoraster.pipeline import incremental  # noqa: E402
+from ecoraster.pipeline.runner import resolve_run  # noqa: E402
 
 
 @task(name="scan-folder", cache_policy=NO_CACHE, **IO_RETRIES)
 def scan_task(folder: str, patterns: dict[str, str], workspace: str) -> list[dict[str, str]]:
+    check_watch_folder(folder, patterns)
     found = incremental.scan_folder(folder, patterns, workspace)
     get_run_logger().info("scan of %s: %d new scene(s)", folder, len(found))
     return found
 
 
 @flow(name="on_new_imagery", task_runner=ThreadPoolTaskRunner(max_workers=4))
-def on_new_imagery(config: str, workspace: str, scene: str | None = None, dataset: str | None = None,
+def on_new_imagery(config: str, workspace: str | None = None, scene: str | None = None, dataset: str | None = None,
                    folder: str | None = None, patterns: dict[str, str] | None = None,
                    dask_address: str | None = None) -> dict:
     """Update a workspace for new scenes.
@@ -45,7 +49,8 @@ def on_new_imagery(config: str, workspace: str, scene: str | None = None, datase
     Parameters
     ----------
     config : run config the workspace was made with.
-    workspace : the workspace of an earlier run (``annual_gep``).
+    workspace : the workspace of an earlier run (``annual_gep``; default as there,
+        ``$ECORASTER_OUTPUT_DIR/<region>_<year>``).
     scene, dataset : one scene (raster path or STAC Item JSON) and the catalogue id it updates; or
     folder, patterns : a folder to scan, with ``{glob: catalogue id}`` (e.g. ``{"LC09_*.tif": "ndvi_2024"}``);
         scenes this workspace has already ingested are skipped.
@@ -57,11 +62,11 @@ def on_new_imagery(config: str, workspace: str, scene: str | None = None, datase
     the updated datasets); ``{"scenes": []}`` when a scan found nothing new.
     """
     logger = get_run_logger()
-    config, workspace = str(Path(config).resolve()), str(Path(workspace).resolve())
+    config, workspace = resolve_run(None, None, config, workspace)
     if scene and dataset:
         wanted = [{"scene": scene, "dataset": dataset}]
-    elif folder and patterns:
-        wanted = scan_task(folder, patterns, workspace)
+    elif folder:
+        wanted = scan_task(folder, patterns or {}, workspace)
     else:
         raise ValueError("on_new_imagery: give `scene` and `dataset`, or `folder` and `patterns`")
     if not wanted:
@@ -74,6 +79,8 @@ def on_new_imagery(config: str, workspace: str, scene: str | None = None, datase
              and n.removeprefix("service.") not in deps["services"]]
     if stale:
         logger.warning("also recomputed %s: their cache was out of date", ", ".join(stale))
+    publish_run_summary(config, workspace, result.summary(),
+                        warnings=[f"also recomputed {n}: its cache was out of date" for n in stale])
     return flow_summary(result, scenes=facts, dependents=deps)
 
 if __name__ == "__main__":
@@ -81,7 +88,7 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Update a workspace for new scenes.")
     parser.add_argument("config")
-    parser.add_argument("-w", "--workspace", required=True)
+    parser.add_argument("-w", "--workspace", help="default $ECORASTER_OUTPUT_DIR/<region>_<year>")
     parser.add_argument("--scene")
     parser.add_argument("--dataset")
     parser.add_argument("--folder")

@@ -130,17 +130,36 @@ def serve(
     watch_folder: Optional[Path] = typer.Option(None, "--watch-folder", help="folder scanned for new imagery"),
     pattern: Optional[list[str]] = typer.Option(None, "--pattern", help="GLOB=DATASET (repeatable)"),
     interval: int = typer.Option(3600, "--interval", help="seconds between folder scans"),
+    server_port: int = typer.Option(4200, "--server-port", help="local Prefect server: used, or started"),
+    no_server: bool = typer.Option(False, "--no-server", help="never start a server (need PREFECT_API_URL)"),
 ) -> None:
-    """Serve the annual (cron, Asia/Shanghai) and new-imagery (interval) deployments; runs until stopped."""
+    """Serve the annual (cron, Asia/Shanghai) and new-imagery (interval) deployments with a real Prefect
+    server (PREFECT_API_URL, one on --server-port, or started here); runs until stopped (SIGTERM)."""
     _settings(True)
     from flows.serve import main
 
-    args = ["--config", str(config), "--workspace", str(workspace), "--interval", str(interval)]
+    args = ["--config", str(config), "--workspace", str(workspace), "--interval", str(interval),
+            "--server-port", str(server_port)]
     if watch_folder:
         args += ["--watch-folder", str(watch_folder)]
     for p in pattern or []:
         args += ["--pattern", p]
+    if no_server:
+        args.append("--no-server")
     main(args)
+
+
+@flow_app.command("worker")
+def worker(
+    pool: str = typer.Option("gep-process", "--pool", help="work pool (type process)"),
+    name: Optional[str] = typer.Option(None, "--name"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="flow runs at a time"),
+) -> None:
+    """A worker of a Process work pool (PREFECT_API_URL) that stops on the first SIGTERM."""
+    _settings(True)
+    from flows.worker import main
+
+    main(["--pool", pool, *(["--name", name] if name else []), *(["--limit", str(limit)] if limit else [])])
 
 
 def register(app: typer.Typer) -> None:
