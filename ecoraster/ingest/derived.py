@@ -28,15 +28,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 import rasterio.windows
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from ..datasets import DatasetEntry, file_sha256
+from ..datasets import DatasetEntry, SceneDerive, StationDerive, file_sha256
 from ..errors import CatalogError, ConfigError, InputDataError
 from ..grid import Grid, align_to
 from . import composites as cp
@@ -45,26 +45,6 @@ from . import scenes as sc
 #: ``conc_*`` inputs of air purification → station table pollutant columns (monitoring.POLLUTANTS).
 CONC_INPUT_POLLUTANT = {"conc_pm25": "PM2_5", "conc_pm10": "PM10", "conc_so2": "SO2", "conc_no2": "NO2",
                         "conc_o3": "O3", "conc_co": "CO"}
-
-
-class SceneDerive(BaseModel):
-    """``derive:`` of a dataset made from scenes."""
-
-    model_config = ConfigDict(extra="forbid")
-    index: Literal["ndvi", "savi", "fvc", "lai"] = "ndvi"
-    composite: Literal["max", "median"] = "max"
-    period: Literal["year", "month"] = "year"
-    min_valid_share: float | None = Field(default=None, ge=0, le=1)
-
-
-class StationDerive(BaseModel):
-    """``derive:`` of a concentration dataset made from station tables."""
-
-    model_config = ConfigDict(extra="forbid")
-    stations: str
-    method: Literal["idw", "kriging"] = "idw"
-    period: str = "year"  # year, or a month of the run's year as YYYY-MM
-    min_fraction: float = Field(default=0.75, ge=0, le=1)
 
 
 def derive_spec(entry: DatasetEntry, kind: str) -> SceneDerive | StationDerive | None:
