@@ -259,6 +259,9 @@ def period_station_means(table: pd.DataFrame, pollutant: str, start, end, *, min
     hourly = table.attrs.get("time_step") == "hourly"
     daily = daily_means(clean, pollutant, min_hours=min_hours if hourly else 1)
     means = period_means(daily, pollutant, start=start, end=end, min_fraction=min_fraction)
+    attrs = dict(means.attrs)
+    means = means[means["n_days"] > 0].reset_index(drop=True)  # min_fraction 0 must not keep empty stations
+    means.attrs = attrs
     qc["period"] = means.attrs["period"]
     qc["time_step"] = "hourly" if hourly else "daily"
     if len(means) < 3:
