@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,8 @@ def _zone_set_balance(csv_path: Path) -> dict[str, Any]:
 
 
 def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[str, Path],
-                   out_dir: Path, *, field_names: str | None = None, stac: bool = True) -> dict[str, Path]:
+                   out_dir: Path, *, field_names: str | None = None, stac: bool = True,
+                   layout: Callable[[Path], Path] | None = None) -> dict[str, Path]:
     """Write the run's products under ``out_dir``; return them by name.
 
     Parameters
@@ -194,13 +196,13 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         ``field_names``, else ``en``.
     stac : bool
         Also write ``stac/catalog.json``.
+    layout : callable, optional
+        Where a file sits relative to ``out_dir`` once the run is committed (for STAC links).
     """
-    from ..prices import load_setup
-
     out_dir = Path(out_dir)
     folder = out_dir / "products"
     folder.mkdir(parents=True, exist_ok=True)
-    setup = load_setup(plan)
+    setup = plan.require_valuation()
     profile = setup.profile
     cols, notes = product_columns(results)
     cfg = plan.config
@@ -258,10 +260,11 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
 
     catalogue = pd.concat(parts, ignore_index=True)
     written.update(write_catalogue(catalogue, folder, meta_base))
+    # boolean masks, not DataFrame.query: query's name resolution is not thread-safe (flow tasks run in threads)
+    region = catalogue[(catalogue["zone_set"] == "region") & catalogue["counted"].astype(bool)]
     report["gep_region"] = {
-        "gep": float(catalogue.query("zone_set == 'region' and counted")["value_cny"].fillna(0).sum()),
-        "gep_excl_contested": float(catalogue.query("zone_set == 'region' and counted and not contested")
-                                    ["value_cny"].fillna(0).sum()),
+        "gep": float(region["value_cny"].fillna(0).sum()),
+        "gep_excl_contested": float(region.loc[~region["contested"].astype(bool), "value_cny"].fillna(0).sum()),
         "units": "CNY", "price_year": setup.price_year}
     (folder / "products.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str),
                                           encoding="utf-8")
@@ -269,5 +272,5 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
     if stac:
         from .stac import write_stac
 
-        written["stac"] = write_stac(plan, results, written, out_dir)
+        written["stac"] = write_stac(plan, results, written, out_dir, layout)
     return written
