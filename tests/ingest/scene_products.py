@@ -81,16 +81,16 @@ def _odl(groups: dict) -> str:
 
 
 def landsat_product(folder: Path, *, form: str = "txt", qa=LANDSAT_QA, red=LANDSAT_RED, nir=LANDSAT_NIR,
-                    transform=T30, **groups_kw) -> Path:
+                    transform=T30, crs="EPSG:32650", **groups_kw) -> Path:
     """Write a Landsat C2 L2 product folder; ``form`` = ``txt``, ``json`` or ``both`` MTL forms."""
     groups = landsat_groups(**groups_kw)
     pid = groups["PRODUCT_CONTENTS"]["LANDSAT_PRODUCT_ID"]
     folder.mkdir(parents=True, exist_ok=True)
     files = groups["PRODUCT_CONTENTS"]
     bands = [k for k in files if k.startswith("FILE_NAME_BAND_")]
-    write_tif(folder / files[bands[0]], red, nodata=0, transform=transform)
-    write_tif(folder / files[bands[1]], nir, nodata=0, transform=transform)
-    write_tif(folder / files["FILE_NAME_QUALITY_L1_PIXEL"], qa, nodata=1, transform=transform)
+    write_tif(folder / files[bands[0]], red, nodata=0, transform=transform, crs=crs)
+    write_tif(folder / files[bands[1]], nir, nodata=0, transform=transform, crs=crs)
+    write_tif(folder / files["FILE_NAME_QUALITY_L1_PIXEL"], qa, nodata=1, transform=transform, crs=crs)
     if form in ("txt", "both"):
         (folder / f"{pid}_MTL.txt").write_text(_odl(groups), encoding="utf-8")
     if form in ("json", "both"):
