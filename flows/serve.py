@@ -7,6 +7,8 @@
   statistical yearbook data lands; one run at a time.
 - ``on-new-imagery``: scans the watch folder every ``--interval`` seconds (default 3600) and
   updates the workspace for new scenes (only when ``--watch-folder`` is given).
+- ``on-new-monitoring``: no schedule; run it when a station table arrives
+  (``prefect deployment run on_new_monitoring/on-new-monitoring -p stations=table.csv``).
 
 Stopping the process pauses the schedules. Set ``PREFECT_API_URL`` to register the deployments
 with a self-hosted Prefect server; without it Prefect uses a local ephemeral server.
@@ -33,6 +35,7 @@ def build_deployments(config: str, workspace: str, watch_folder: str | None = No
 
     from flows.annual import annual_gep
     from flows.new_imagery import on_new_imagery
+    from flows.new_monitoring import on_new_monitoring
 
     config, workspace = str(Path(config).resolve()), str(Path(workspace).resolve())
     deployments = [annual_gep.to_deployment(
@@ -45,6 +48,9 @@ def build_deployments(config: str, workspace: str, watch_folder: str | None = No
             parameters={"config": config, "workspace": workspace, "folder": str(Path(watch_folder).resolve()),
                         "patterns": patterns or {}},
             tags=["gep", "imagery"], description="Ingest new scenes and update what depends on them"))
+    deployments.append(on_new_monitoring.to_deployment(  # no schedule: run it as station tables arrive
+        name="on-new-monitoring", concurrency_limit=1, parameters={"config": config, "workspace": workspace},
+        tags=["gep", "monitoring"], description="A station table replaces the concentration datasets"))
     return deployments
 
 

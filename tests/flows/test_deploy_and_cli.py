@@ -21,16 +21,20 @@ def test_prefect_yaml_deployments_point_at_real_flows():
     for d in deps.values():
         path, func = d["entrypoint"].split(":")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-        assert getattr(module, func).name in ("annual_gep", "on_new_imagery")
-        assert d["schedules"][0]["timezone"] == "Asia/Shanghai"
+        assert getattr(module, func).name in ("annual_gep", "on_new_imagery", "on_new_monitoring")
+        if func != "on_new_monitoring":  # station tables are run on arrival, not on a schedule
+            assert d["schedules"][0]["timezone"] == "Asia/Shanghai"
+    assert deps["on-new-monitoring"]["parameters"]["stations"]
 
 
 def test_serve_builds_both_deployments(tmp_zh):
     from flows.serve import build_deployments
 
     cfg = small_config(tmp_zh)
-    annual, watch = build_deployments(str(cfg), str(tmp_zh / "ws"), str(tmp_zh), {"*.tif": "wuhan_lulc_2013"}, 600)
+    annual, watch, stations = build_deployments(str(cfg), str(tmp_zh / "ws"), str(tmp_zh),
+                                                {"*.tif": "wuhan_lulc_2013"}, 600)
     assert annual.name == "annual-gep" and watch.name == "on-new-imagery"
+    assert stations.name == "on-new-monitoring" and not stations.schedules
     cron = annual.schedules[0].schedule
     assert cron.cron == "0 2 1 3 *" and cron.timezone == "Asia/Shanghai"
     assert watch.parameters["patterns"] == {"*.tif": "wuhan_lulc_2013"}
