@@ -220,14 +220,14 @@ def _fill(comp, counts, base):
 # stations
 # ---------------------------------------------------------------------------------------
 
-def station_targets(plan, entries: dict[str, DatasetEntry] | None = None) -> dict[str, StationDerive]:
+def station_targets(plan) -> dict[str, StationDerive]:
     """Datasets a station table can replace: those declaring ``derive: {stations: …}``, and the
     ``conc_*`` inputs of the run's air purification (pollutant from the input id)."""
     catalog = plan.catalog
     out: dict[str, StationDerive] = {}
     for ds_id, entry in catalog.datasets.items():
         spec = derive_spec(entry, "stations")
-        if spec is not None:
+        if isinstance(spec, StationDerive):
             out[ds_id] = spec
     air = plan.config.enabled_services().get("air_purification")
     for input_id, value in (air.inputs.items() if air else []):

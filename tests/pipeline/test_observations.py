@@ -17,7 +17,7 @@ from ecoraster.pipeline import observations as obs
 from ecoraster.pipeline.runner import run
 
 from ..conftest import REPO
-from ..ingest.conftest import REAL, write_tif
+from ..ingest.conftest import REAL
 from ..ingest.scene_products import landsat_product
 
 pytestmark = pytest.mark.slow  # one annual run of the 9 km window (CASA, air, carbon) and three updates
