@@ -159,3 +159,26 @@ def test_station_table_updates_only_air(finished):
     prov = yaml.safe_load((ws / "catalog.overlay.yaml").read_text(encoding="utf-8"))["provenance"]["wuhan_pm25"]
     assert prov["method"] == "kriging" and prov["pollutant"] == "PM2_5"
     assert "scene_ndvi_monthly" in yaml.safe_load((ws / "catalog.overlay.yaml").read_text())["provenance"]
+
+
+def test_cli_bad_input_is_one_line_before_computing(finished):
+    from typer.testing import CliRunner
+
+    from ecoraster.cli.main import app
+
+    config, ws, folder = finished
+    before = _state(ws)
+    unknown = folder / "unknown_sensor"
+    unknown.mkdir(exist_ok=True)
+    stations = folder / "odd_columns.csv"
+    stations.write_text("site,lon,lat,date,PM2.5,colour\nA,114.3,30.6,2015-01-01,50,red\n", encoding="utf-8")
+    cases = [(["new-imagery", str(config), "-w", str(ws), "--dataset", "scene_ndvi_monthly", "--scene", str(unknown)],
+              "unknown sensor"),
+             (["new-imagery", str(config), "-w", str(ws), "--dataset", "scene_ndvi_monthly",
+               "--scene", str(_scene(folder / "y2014", date="2014-06-01"))], "outside the run's year 2015"),
+             (["new-monitoring", str(config), "-w", str(ws), "--stations", str(stations)], "unknown column(s)")]
+    for args, match in cases:
+        res = CliRunner().invoke(app, ["flow", *args, "--no-prefect"])
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert res.exit_code == 1 and len(lines) == 1 and match in lines[0], res.output
+    assert _state(ws) == before
