@@ -23,10 +23,10 @@ DEMO_WS := outputs/demo/wuhan_2013
 
 demo: install
 	$(VENV)/bin/eco run configs/wuhan_2013_gep.yaml --workspace $(DEMO_WS) --quiet
-	$(VENV)/bin/eco catalogue $(DEMO_WS) --zone-set region
-	$(VENV)/bin/eco catalogue $(DEMO_WS) --gep --zone-set districts
-	$(VENV)/bin/eco catalogue $(DEMO_WS) --gep --zone-set wetland_units
-	$(VENV)/bin/eco gep-table $(DEMO_WS) --zone-set parcels --top 10
+	$(VENV)/bin/eco catalogue -w $(DEMO_WS) --zone-set region
+	$(VENV)/bin/eco catalogue -w $(DEMO_WS) --gep --zone-set districts
+	$(VENV)/bin/eco catalogue -w $(DEMO_WS) --gep --zone-set wetland_units
+	$(VENV)/bin/eco gep-table -w $(DEMO_WS) --zone-set parcels --top 10
 	@echo "outputs: $(DEMO_WS)  (open the COGs and products/*.gpkg in QGIS; 'eco serve -w $(DEMO_WS)' for the map page)"
 
 # pytest exit 5 = no tests collected (e.g. every test deselected): not a failure

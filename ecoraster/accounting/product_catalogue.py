@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..standards import LEVEL1, Profile, load_products
+from .xlsx import write_catalogue_workbook
 
 #: Catalogue columns, in order.
 CATALOGUE_COLUMNS = [
@@ -152,8 +153,9 @@ XLSX_MAX_ZONES = 500
 def write_catalogue(catalogue: pd.DataFrame, folder: Path, meta: dict[str, Any],
                     xlsx_max_zones: int = XLSX_MAX_ZONES) -> dict[str, Path]:
     """``catalogue.csv`` (UTF-8 with BOM, so Excel shows the Chinese), ``catalogue.parquet``
-    and ``catalogue.xlsx`` (sheets 目录清单 / 一级分类 / 二级分类 / GEP / 说明); zone sets with
-    more than ``xlsx_max_zones`` zones (e.g. parcels) only go to CSV and Parquet."""
+    and ``catalogue.xlsx`` (sheets 目录清单 / 一级分类 / 二级分类 / GEP / 说明; Chinese headers with
+    units, number formats, frozen header row); zone sets with more than ``xlsx_max_zones`` zones
+    (e.g. parcels) go to CSV and Parquet and, one row per zone, to ``<zone set>.xlsx``."""
     import json
 
     import pyarrow as pa
@@ -172,14 +174,12 @@ def write_catalogue(catalogue: pd.DataFrame, folder: Path, meta: dict[str, Any],
     book = catalogue[~catalogue["zone_set"].isin(left_out)]
     if left_out:
         meta = {**meta, "xlsx_left_out": f"zone sets {', '.join(left_out)} (> {xlsx_max_zones} zones): "
-                                        "see catalogue.csv / catalogue.parquet"}
+                                        f"see {', '.join(f'{z}.xlsx' for z in left_out)} (one row per zone) "
+                                        "and catalogue.csv / catalogue.parquet"}
     gep = gep_by_zone(book)
     about = pd.DataFrame({"key": list(meta), "value": [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
                                                         else v for v in meta.values()]})
-    with pd.ExcelWriter(paths["catalogue_xlsx"], engine="openpyxl") as xl:
-        book.to_excel(xl, sheet_name="目录清单", index=False)
-        summarise(book, 1).to_excel(xl, sheet_name="一级分类", index=False)
-        summarise(book, 2).to_excel(xl, sheet_name="二级分类", index=False)
-        gep.to_excel(xl, sheet_name="GEP", index=False)
-        about.to_excel(xl, sheet_name="说明", index=False)
+    write_catalogue_workbook(paths["catalogue_xlsx"], {
+        "目录清单": book, "一级分类": summarise(book, 1), "二级分类": summarise(book, 2), "GEP": gep,
+        "说明": about.rename(columns={"key": "项目 key", "value": "内容 value"})})
     return paths

@@ -93,7 +93,7 @@ def annual(
 
 @flow_app.command("new-imagery")
 def new_imagery(
-    config: Path,
+    config: Path = typer.Argument(..., help="run config (configs/<region>_<year>.yaml)"),
     workspace: Path = typer.Option(..., "--workspace", "-w", help="workspace of an earlier run"),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="catalogue id the scene replaces"),
     scene: Optional[Path] = typer.Option(None, "--scene", help="raster or STAC Item JSON"),
@@ -174,9 +174,9 @@ def new_monitoring(
 
 @flow_app.command("serve")
 def serve(
-    config: Path = typer.Option(..., "--config"),
-    workspace: Path = typer.Option(..., "--workspace"),
-    watch_folder: Optional[Path] = typer.Option(None, "--watch-folder"),
+    config: Path = typer.Option(..., "--config", help="run config (configs/<region>_<year>.yaml)"),
+    workspace: Path = typer.Option(..., "--workspace", "-w", help="run workspace the deployments write to"),
+    watch_folder: Optional[Path] = typer.Option(None, "--watch-folder", help="folder scanned for new imagery"),
     pattern: Optional[list[str]] = typer.Option(None, "--pattern", help="GLOB=DATASET (repeatable)"),
     interval: int = typer.Option(3600, "--interval", help="seconds between folder scans"),
 ) -> None:

@@ -26,7 +26,7 @@ def _grid_from(like: Optional[Path], source: Path):
 
 
 @ingest_app.command("check-codes")
-def check_codes_cmd(source: Path, table: str = typer.Option(..., "--table", "-t", help="e.g. esa_worldcover, clcd, sandiao_level2, wuhan_plus, or a CSV")) -> None:
+def check_codes_cmd(source: Path = typer.Argument(..., help="land-cover raster to check"), table: str = typer.Option(..., "--table", "-t", help="e.g. esa_worldcover, clcd, sandiao_level2, wuhan_plus, or a CSV")) -> None:
     """Check that every code of a land-cover raster has a row in a reclassification table."""
     from ..ingest.landcover import check_codes
 
@@ -39,7 +39,7 @@ def check_codes_cmd(source: Path, table: str = typer.Option(..., "--table", "-t"
 
 @ingest_app.command("landcover")
 def landcover_cmd(
-    source: Path,
+    source: Path = typer.Argument(..., help="land-cover raster in its own legend"),
     table: str = typer.Option(..., "--table", "-t", help="reclassification table name or CSV"),
     out: Path = typer.Option(..., "--out", "-o", help="output COG of GEP classes"),
     like: Optional[Path] = typer.Option(None, "--like", help="align to this raster's grid (default: the source's)"),
@@ -60,7 +60,7 @@ def landcover_cmd(
 
 @ingest_app.command("stations")
 def stations_cmd(
-    source: Path,
+    source: Path = typer.Argument(..., help="station table: CNEMC daily text (.txt) or CSV"),
     pollutant: str = typer.Option(..., "--pollutant", "-p", help="column, e.g. PM2.5, NO2, SO2, O3"),
     like: Path = typer.Option(..., "--like", help="raster whose grid the concentration grid takes"),
     out: Path = typer.Option(..., "--out", "-o", help="output COG (µg/m³)"),
@@ -166,7 +166,7 @@ def composite_cmd(
 
 @ingest_app.command("scan")
 def scan_cmd(
-    folder: Path,
+    folder: Path = typer.Argument(..., help="folder of new scenes to scan"),
     catalog: Path = typer.Option(..., "--catalog", help="STAC catalog.json of ingested scenes"),
     add: bool = typer.Option(False, "--add", help="add the new scenes to the catalogue"),
 ) -> None:

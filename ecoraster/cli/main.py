@@ -60,6 +60,25 @@ def _progress_bar(enabled: bool) -> Iterator:
         yield update
 
 
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from .. import __version__
+    from ..provenance import software_provenance
+
+    prov = software_provenance()
+    commit = prov.get("git_commit")
+    dirty = " +changes" if prov.get("git_dirty") else ""
+    typer.echo(f"ecoraster {__version__}" + (f" (git {commit[:12]}{dirty})" if commit else ""))
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
+                                       help="print the version (and the git commit) and exit")) -> None:
+    """ecoraster: GEP (生态产品总值) accounting on rasters."""
+
+
 @app.command("list")
 def list_services(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List the registered services."""
@@ -68,19 +87,38 @@ def list_services(as_json: bool = typer.Option(False, "--json", help="print JSON
     specs = all_specs()
     if as_json:
         typer.echo(json.dumps([{"id": s.id, "name": s.name, "name_zh": s.name_zh, "category": s.category,
-                                "methods": list(s.methods)} for s in specs], ensure_ascii=False))
+                                "methods": list(s.method_ids)} for s in specs], ensure_ascii=False))
         return
     for s in specs:
         typer.echo(f"{s.id:24s} {s.name_zh}  {s.name}  [{s.category}]")
 
 
 @app.command("getspec")
-def getspec(service: str, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Show a service's declared inputs, parameters and outputs."""
+def getspec(
+    service: Optional[str] = typer.Argument(None, help="service id (eco list); omit with --markdown / --glossary / "
+                                                       "--methods"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    markdown: bool = typer.Option(False, "--markdown", help="print the configuration reference of every service "
+                                                            "as Markdown (docs/configuration.md)"),
+    glossary: bool = typer.Option(False, "--glossary", help="print the glossary of product codes (docs/glossary.md)"),
+    methods: bool = typer.Option(False, "--methods", help="print the methods: formulas, parameter tables, prices "
+                                                          "(docs/methods.md)"),
+) -> None:
+    """Show a service's declared inputs, parameters and outputs (or the reference documents)."""
     from ..registry import get_spec
+    from ..services._constants import described_spec
 
+    if markdown or glossary or methods:
+        from .. import reference
+
+        text = (reference.configuration_reference() if markdown else reference.product_glossary() if glossary
+                else reference.methods_markdown())
+        sys.stdout.write(text)
+        return
+    if service is None:
+        _fail(EcorasterError("give a service id (eco list), or --markdown / --glossary / --methods"), as_json)
     try:
-        spec = get_spec(service)
+        spec = described_spec(get_spec(service))
     except EcorasterError as exc:
         _fail(exc, as_json)
     if as_json:
@@ -101,7 +139,7 @@ def getspec(service: str, as_json: bool = typer.Option(False, "--json", help="pr
 
 @app.command("validate")
 def validate(
-    config: Path,
+    config: Path = typer.Argument(..., help="run config (configs/<region>_<year>.yaml)"),
     service: Optional[list[str]] = typer.Option(None, "--service", "-s", help="only these services"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -123,12 +161,15 @@ def validate(
 
 @app.command("run")
 def run(
-    config: Path,
+    config: Path = typer.Argument(..., help="run config (configs/<region>_<year>.yaml)"),
     workspace: Path = typer.Option(Path("workspace"), "--workspace", "-w", help="output folder"),
     service: Optional[list[str]] = typer.Option(None, "--service", "-s", help="only these services"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log what happens"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    sensitivity: bool = typer.Option(False, "--sensitivity",
+                                     help="also write products/sensitivity.csv (low / central / high per "
+                                          "product and zone; same as `eco sensitivity WORKSPACE`)"),
     force: bool = typer.Option(False, "--force", help="recompute every step (default: reuse unchanged ones)"),
 ) -> None:
     """Run a config: validate, compute services, value, aggregate to zones, write the products and
@@ -139,6 +180,10 @@ def run(
     try:
         with _progress_bar(not quiet and not as_json) as progress:
             result = run_pipeline(config, workspace, services=service or None, progress=progress, cache=not force)
+        if sensitivity and (result.workspace / "products" / "catalogue.parquet").is_file():
+            from ..accounting.sensitivity import run_sensitivity
+
+            run_sensitivity(result.workspace)
     except EcorasterError as exc:
         _fail(exc, as_json)
     if as_json:

@@ -1,7 +1,7 @@
 """``eco`` commands of the products: the catalogue (目录清单), zone GEP tables and price tables.
 
-    eco catalogue WORKSPACE [--level 0|1|2] [--zone-set S] [--zone ID] [--json]
-    eco gep-table WORKSPACE [--zone-set parcels] [--top N] [--json]
+    eco catalogue -w WORKSPACE [--level 0|1|2] [--zone-set S] [--zone ID] [--json]
+    eco gep-table -w WORKSPACE [--zone-set parcels] [--top N] [--json]
     eco prices list [--table mee2020] [--price-year 2020] [--product P] [--json]
     eco prices show PRICE_ID [--table mee2020] [--price-year 2020]
 
@@ -48,12 +48,23 @@ def _setup(table: str, price_year: int, profile: str):
     return ValuationSetup(pt, CPI(pt.cpi_path), price_year, load_profile(profile))
 
 
+_WS = typer.Option(None, "--workspace", "-w", help="run workspace (folder with run.json); default: the most recent "
+                                                   "run under ./outputs")
+
+
+def _workspace(workspace: Optional[Path]) -> Path:
+    """The run folder: ``-w`` (a folder with run.json) or the most recent run under ./outputs."""
+    from ..query.workspace import resolve_workspace
+
+    return resolve_workspace(workspace)
+
+
 def register(app: typer.Typer) -> None:
     """Add the product commands to the ``eco`` app."""
 
     @app.command("catalogue")
     def catalogue(
-        workspace: Path,
+        workspace: Optional[Path] = _WS,
         level: int = typer.Option(0, "--level", "-l", help="0 = every product, 1 / 2 = first / second-level sums"),
         zone_set: Optional[str] = typer.Option(None, "--zone-set", "--unit-set", "-z",
                                                help="region, districts, parcels, … (--unit-set: old name)"),
@@ -64,8 +75,8 @@ def register(app: typer.Typer) -> None:
         """Print a run's catalogue (生态产品目录清单) or its GEP per zone."""
         from ..accounting.product_catalogue import gep_by_zone, read_catalogue, summarise
 
-        path = workspace / "products" / "catalogue.parquet"
         try:
+            path = _workspace(workspace) / "products" / "catalogue.parquet"
             if not path.exists():
                 raise MissingFileError(str(path), field="workspace")
             cat = read_catalogue(path)
@@ -76,7 +87,16 @@ def register(app: typer.Typer) -> None:
         if zone:
             cat = cat[cat["zone_id"].isin(zone)]
         if gep:
-            _show(gep_by_zone(cat), as_json)
+            table = gep_by_zone(cat)
+            sens = path.parent / "sensitivity.csv"
+            if sens.is_file():  # the range of `eco sensitivity` / `eco run --sensitivity`
+                import pandas as pd
+
+                from ..accounting.sensitivity import gep_range_by_zone
+
+                ranges = gep_range_by_zone(pd.read_csv(sens, encoding="utf-8-sig", dtype={"zone_id": str}))
+                table = table.astype({"zone_id": str}).merge(ranges, on=["zone_set", "zone_id"], how="left")
+            _show(table, as_json)
         elif level in (1, 2):
             _show(summarise(cat, level), as_json)
         else:
@@ -84,9 +104,25 @@ def register(app: typer.Typer) -> None:
                     "quantity_unit", "value_cny", "price", "price_unit", "price_year", "confidence", "contested"]
             _show(cat[cols], as_json)
 
+    @app.command("sensitivity")
+    def sensitivity(
+        workspace: Optional[Path] = _WS,
+        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    ) -> None:
+        """Low / central / high value per product and zone of a finished run (price options and the
+        ✱ parameter ranges of configs/parameters/sensitivity_ranges.yaml): products/sensitivity.csv."""
+        from ..accounting.sensitivity import run_sensitivity
+
+        try:
+            workspace = _workspace(workspace)
+            table = run_sensitivity(workspace)
+        except EcorasterError as exc:
+            _fail(exc, as_json)
+        _show_sensitivity(workspace, table, as_json)
+
     @app.command("gep-table")
     def gep_table(
-        workspace: Path,
+        workspace: Optional[Path] = _WS,
         zone_set: str = typer.Option("parcels", "--zone-set", "-z", help="zone set name"),
         top: int = typer.Option(15, "--top", help="rows with the highest GEP (0 = all)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
@@ -94,7 +130,10 @@ def register(app: typer.Typer) -> None:
         """Print a zone set's GEP table (products/<zone set>.parquet), highest GEP first."""
         import geopandas as gpd
 
-        path = workspace / "products" / f"{zone_set}.parquet"
+        try:
+            path = _workspace(workspace) / "products" / f"{zone_set}.parquet"
+        except EcorasterError as exc:
+            _fail(exc, as_json)
         if not path.exists():
             _fail(MissingFileError(str(path), field="--zone-set"), as_json)
         df = gpd.read_parquet(path).drop(columns=["geometry", "bbox"], errors="ignore")
@@ -111,8 +150,8 @@ def register(app: typer.Typer) -> None:
     def prices_list(
         table: str = typer.Option("mee2020", "--table", "-t", help="price table id or path"),
         price_year: int = typer.Option(2020, "--price-year", "-y", help="rebase to this year"),
-        product: Optional[str] = typer.Option(None, "--product", "-p"),
-        profile: str = typer.Option("mee2020", "--profile"),
+        product: Optional[str] = typer.Option(None, "--product", "-p", help="only this product code (see docs/glossary.md)"),
+        profile: str = typer.Option("mee2020", "--profile", help="standard profile (configs/profiles/<id>.yaml)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Every price of a table, with its value rebased to --price-year."""
@@ -128,10 +167,10 @@ def register(app: typer.Typer) -> None:
 
     @prices.command("show")
     def prices_show(
-        price_id: str,
-        table: str = typer.Option("mee2020", "--table", "-t"),
-        price_year: int = typer.Option(2020, "--price-year", "-y"),
-        profile: str = typer.Option("mee2020", "--profile"),
+        price_id: str = typer.Argument(..., help="price id (eco prices list)"),
+        table: str = typer.Option("mee2020", "--table", "-t", help="price table id or path"),
+        price_year: int = typer.Option(2020, "--price-year", "-y", help="rebase to this year"),
+        profile: str = typer.Option("mee2020", "--profile", help="standard profile (configs/profiles/<id>.yaml)"),
     ) -> None:
         """One price with its source, confidence and rebasing (components of derived prices)."""
         from ..prices import rebase
@@ -142,3 +181,21 @@ def register(app: typer.Typer) -> None:
         except EcorasterError as exc:
             _fail(exc, False)
         typer.echo(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
+
+
+def _show_sensitivity(workspace: Path, table, as_json: bool) -> None:
+    """The region's rows and GEP range (with and without the contested items)."""
+    report = json.loads((Path(workspace) / "products" / "products.json").read_text(encoding="utf-8"))["gep_region"]
+    region = table[table["zone_set"] == "region"][["product", "counted", "contested", "low", "central", "high",
+                                                   "price_range"]]
+    if as_json:
+        typer.echo(json.dumps({"gep_region": report, "products": region.to_dict(orient="records")},
+                              ensure_ascii=False, default=str))
+        return
+    _show(region, False)
+    typer.echo(f"GEP                    {report.get('gep_low', float('nan')):>20,.0f} … "
+               f"{report.get('gep', float('nan')):,.0f} … {report.get('gep_high', float('nan')):,.0f} CNY")
+    typer.echo(f"GEP excl. contested    {report.get('gep_excl_contested_low', float('nan')):>20,.0f} … "
+               f"{report.get('gep_excl_contested', float('nan')):,.0f} … "
+               f"{report.get('gep_excl_contested_high', float('nan')):,.0f} CNY")
+    typer.echo(f"-> {Path(workspace) / 'products' / 'sensitivity.csv'}")

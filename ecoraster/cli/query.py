@@ -12,9 +12,9 @@ import typer
 from ..errors import EcorasterError
 
 #: Workspace used when ``-w`` is not given: the demo's outputs (``make demo``).
-DEFAULT_WORKSPACE = Path("outputs/demo/wuhan_2013")
 
-_WS = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="run workspace (folder with run.json)")
+_WS = typer.Option(None, "--workspace", "-w", help="run workspace (folder with run.json); default: the most recent "
+                                                   "run under ./outputs")
 _YEAR = typer.Option(None, "--year", help="pick the run of this year (among sibling run folders)")
 _JSON = typer.Option(False, "--json", help="print JSON")
 
@@ -73,11 +73,23 @@ def _print_site(res) -> None:
                        + (f"  ({share:.1%} of the parcel)" if share is not None else ""))
 
 
+_REPORT = typer.Option(None, "--report", help="also write the printable site report (项目立项, HTML) to this file")
+
+
+def _write_report(workspace: Optional[Path], year: Optional[int], results: list, path: Path) -> None:
+    from ..query import RunWorkspace
+    from ..query.layers import MapLayers
+    from ..query.report import site_report_html
+
+    path.write_text(site_report_html(MapLayers(RunWorkspace.open(workspace, year)), results), encoding="utf-8")
+    typer.echo(f"report -> {path}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the query commands to ``eco``."""
 
     @app.command("parcel")
-    def parcel(parcel_id: str = typer.Argument(..., help="parcel_id"), workspace: Path = _WS,
+    def parcel(parcel_id: str = typer.Argument(..., help="parcel_id"), workspace: Optional[Path] = _WS,
                year: Optional[int] = _YEAR, as_json: bool = _JSON) -> None:
         """A parcel's catalogue: quantity and value of each product, GEP."""
         from ..query import ParcelStore, RunWorkspace
@@ -98,7 +110,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("parcels")
     def parcels(
-        workspace: Path = _WS,
+        workspace: Optional[Path] = _WS,
         bbox: Optional[str] = typer.Option(None, "--bbox", help="minx,miny,maxx,maxy"),
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of --bbox / --within (EPSG:4326, EPSG:4490 or "
                                           "the grid CRS; default: grid CRS for --bbox)"),
@@ -152,11 +164,12 @@ def register(app: typer.Typer) -> None:
     @app.command("site")
     def site(
         footprint: Path = typer.Argument(..., help="GeoJSON polygon of the project footprint"),
-        workspace: Path = _WS,
+        workspace: Optional[Path] = _WS,
         year: Optional[int] = _YEAR,
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the coordinates if the file has no 'crs'"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
         engine: str = typer.Option("window", "--engine", help="window (fast) | zonal (whole-raster zonal_stats)"),
+        report: Optional[Path] = _REPORT,
         as_json: bool = _JSON,
     ) -> None:
         """Value lost if the footprint is built: every product's value and quantity inside it."""
@@ -164,6 +177,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             res = value_site(workspace, footprint, crs=crs, year=year, max_area_ha=max_area_ha, engine=engine)
+            if report is not None:
+                _write_report(workspace, year, [res], report)
         except EcorasterError as exc:
             _fail(exc, as_json)
         if as_json:
@@ -174,10 +189,11 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare(
         sites: list[Path] = typer.Argument(..., help="GeoJSON footprints of candidate sites"),
-        workspace: Path = _WS,
+        workspace: Optional[Path] = _WS,
         year: Optional[int] = _YEAR,
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the coordinates if a file has no 'crs'"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
+        report: Optional[Path] = _REPORT,
         as_json: bool = _JSON,
     ) -> None:
         """Rank candidate sites by the GEP they would take away (least first)."""
@@ -185,6 +201,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             ranked = compare_sites(workspace, list(sites), crs=crs, year=year, max_area_ha=max_area_ha)
+            if report is not None:
+                _write_report(workspace, year, ranked, report)
         except EcorasterError as exc:
             _fail(exc, as_json)
         table = ranking_table(ranked)
@@ -200,7 +218,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("serve")
     def serve(
-        workspace: Path = _WS,
+        workspace: Optional[Path] = _WS,
         year: Optional[int] = _YEAR,
         host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
         port: int = typer.Option(8000, "--port", help="port"),
@@ -220,7 +238,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("parcels-to-postgis")
     def parcels_to_postgis(
-        workspace: Path = typer.Argument(..., help="run workspace"),
+        workspace: Optional[Path] = _WS,
         dsn: Optional[str] = typer.Option(None, "--dsn", help="postgresql://user:pass@host:5432/db"),
         table: str = typer.Option("parcels", "--table", help="table name"),
         schema: Optional[str] = typer.Option(None, "--schema", help="schema (default: the search path)"),

@@ -33,6 +33,7 @@ from ..config import RunPlan
 from ..context import ServiceContext
 from ..datasets import file_sha256
 from ..errors import CatalogError, EcorasterError, ValidationFailed
+from ..provenance import relative_to_workspace, software_provenance
 from ..registry import get_service
 from ..spec import Issue, ServiceResult
 from .cache import CacheStore, RunKeys, file_fingerprint, run_keys
@@ -284,7 +285,7 @@ def run_service(state: RunState, service_id: str, progress: ProgressFn | None = 
     log.info("service %s: computing on %r", service_id, state.plan.grid)
     ctx = service_context(state.plan, service_id, ws.service_dir(service_id, state.staging), progress)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    result = get_service(service_id).compute(ctx)
+    result = ctx.checked(get_service(service_id).compute(ctx))  # declared outputs written, no others
     path = ws.write_json(ws.result_json(service_id, state.staging), _final_result(state, result).to_dict())
     outputs = [Path(r.path) for r in result.outputs.values()] + [path]
     return ServiceOutcome(name, key, True, outputs, time.monotonic() - t0, service=service_id, result=result)
@@ -424,6 +425,9 @@ def finish(state: RunState, outcomes: list[StageOutcome], *, extra_manifest: dic
     ws.write_json(ws.valuation_json(staging), report)
     manifest = _manifest(state, result, outcomes, report)
     manifest.update(extra_manifest or {})
+    # package version + git commit; paths inside the workspace relative to it (provenance.py)
+    manifest = {"software_provenance": software_provenance(),
+                **relative_to_workspace(manifest, staging, ws.root), "paths_relative_to": "workspace"}
     ws.write_json(ws.run_json(staging), manifest)
     ws.commit(staging)
     store = state.store
@@ -473,6 +477,24 @@ def _reference_tables(plan: RunPlan, checksums: bool) -> dict[str, Any]:
     return out
 
 
+def stand_in_inputs(plan: RunPlan, services: list[str]) -> dict[str, str]:
+    """Inputs of the run that stand in for observations: datasets whose catalogue entry declares
+    ``options.stand_in`` (why it is not the real thing), and scalar inputs given in the config."""
+    out: dict[str, str] = {}
+    for sid in services:
+        for iid, value in plan.config.services[sid].inputs.items():
+            if isinstance(value, str) and value in plan.catalog:
+                note = plan.catalog.get(value).options.get("stand_in")
+                if note:
+                    out[value] = str(note)
+            elif isinstance(value, (int, float)):
+                out[f"{sid}.{iid}"] = f"scalar {value} from the run config, uniform in space and time"
+    for zs in plan.config.zones.values():
+        if zs.dataset in plan.catalog and plan.catalog.get(zs.dataset).options.get("stand_in"):
+            out[zs.dataset] = str(plan.catalog.get(zs.dataset).options["stand_in"])
+    return out
+
+
 def _manifest(state: RunState, result: RunResult, outcomes: list[StageOutcome], report: dict[str, Any]) -> dict[str, Any]:
     import importlib.metadata as md
 
@@ -513,6 +535,7 @@ def _manifest(state: RunState, result: RunResult, outcomes: list[StageOutcome], 
         "valuation": report,
         "parameter_tables": _reference_tables(plan, state.checksums),
         "steps": {o.name: {"key": o.key, "computed": o.computed, "seconds": round(o.seconds, 3)} for o in outcomes},
+        "stand_in_inputs": stand_in_inputs(plan, state.services),
     }
     if products_report is not None:
         manifest["products_report"] = products_report

@@ -144,7 +144,7 @@ def test_cli_parcel_parcels_site_compare(query_ws, tmp_zh, client):
 
 def test_postgis_sql_dump(query_ws, tmp_zh):
     out = tmp_zh / "parcels.sql"
-    res = runner.invoke(cli_app, ["parcels-to-postgis", str(query_ws), "--sql-out", str(out), "--schema", "gep"])
+    res = runner.invoke(cli_app, ["parcels-to-postgis", "-w", str(query_ws), "--sql-out", str(out), "--schema", "gep"])
     assert res.exit_code == 0, res.output
     sql = out.read_text(encoding="utf-8")
     assert 'CREATE SCHEMA IF NOT EXISTS "gep"' in sql
@@ -152,7 +152,7 @@ def test_postgis_sql_dump(query_ws, tmp_zh):
     assert sql.count("INSERT INTO") == 3 and "湿地三号" in sql
     assert 'CREATE UNIQUE INDEX "parcels_parcel_id_key" ON "gep"."parcels" (parcel_id)' in sql
     assert '"price_year": 2020' in sql
-    res = runner.invoke(cli_app, ["parcels-to-postgis", str(query_ws), "--json"])
+    res = runner.invoke(cli_app, ["parcels-to-postgis", "-w", str(query_ws), "--json"])
     assert res.exit_code == 1 and "--dsn" in json.loads(res.stdout)["message"]
 
 
