@@ -9,6 +9,8 @@ server so that the schedules fire.
 - ``on-new-imagery-served``: scans the watch folder every ``--interval`` seconds (default 3600)
   and updates the workspace for new scenes (only with ``--watch-folder``; the folder and the
   patterns are checked at start-up).
+- ``on-new-monitoring-served``: no schedule; run it when a station table arrives
+  (``prefect deployment run on_new_monitoring/on-new-monitoring-served -p stations=table.csv``).
 
 The server: ``PREFECT_API_URL`` when set (a ``prefect server start`` elsewhere, e.g. the
 ``prefect-server`` systemd unit); else a server already answering on ``--server-port`` of this
@@ -38,7 +40,7 @@ import flows  # noqa: F401,E402  (quiet, offline settings before Prefect)
 ANNUAL_CRON = "0 2 1 3 *"
 TIMEZONE = "Asia/Shanghai"
 #: Deployment names of ``serve`` (``prefect.yaml`` uses the same without the suffix).
-ANNUAL_NAME, IMAGERY_NAME = "annual-gep-served", "on-new-imagery-served"
+ANNUAL_NAME, IMAGERY_NAME, MONITORING_NAME = "annual-gep-served", "on-new-imagery-served", "on-new-monitoring-served"
 DEFAULT_PORT = 4200
 
 
@@ -49,6 +51,7 @@ def build_deployments(config: str, workspace: str, watch_folder: str | None = No
 
     from flows.annual import annual_gep
     from flows.new_imagery import on_new_imagery
+    from flows.new_monitoring import on_new_monitoring
 
     config, workspace = str(Path(config).resolve()), str(Path(workspace).resolve())
     deployments = [annual_gep.to_deployment(
@@ -61,6 +64,10 @@ def build_deployments(config: str, workspace: str, watch_folder: str | None = No
             parameters={"config": config, "workspace": workspace, "folder": str(Path(watch_folder).resolve()),
                         "patterns": patterns or {}},
             tags=["gep", "imagery", "served"], description="Ingest new scenes, served by flows/serve.py"))
+    deployments.append(on_new_monitoring.to_deployment(  # no schedule: run it as station tables arrive
+        name=MONITORING_NAME, concurrency_limit=1, parameters={"config": config, "workspace": workspace},
+        tags=["gep", "monitoring", "served"],
+        description="A station table replaces the concentration datasets, served by flows/serve.py"))
     return deployments
 
 

@@ -209,3 +209,13 @@ def totals_rows(result: stages.RunResult) -> list[dict[str, Any]]:
 def flow_summary(result: stages.RunResult, **extra: Any) -> dict[str, Any]:
     """What a flow returns: the run's summary and every step's outcome (JSON-able)."""
     return {**result.summary(), "outcomes": [o.summary() for o in result.outcomes], **extra}
+
+
+# -- update reports -------------------------------------------------------------------------------
+
+def report_artifact(key: str, summary: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """A table artifact of an update flow: what was taken (``rows``) and what was recomputed."""
+    recomputed = ", ".join(summary.get("computed") or []) or "nothing"
+    create_table_artifact(key=key, table=rows or [{"taken": "nothing new"}],
+                          description=f"Taken: {len(rows)}; recomputed: {recomputed}; "
+                                      f"reused: {len(summary.get('cached') or [])} step(s)")

@@ -21,9 +21,11 @@ def test_prefect_yaml_deployments_point_at_real_flows():
     for d in deps.values():
         path, func = d["entrypoint"].split(":")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-        assert getattr(module, func).name in ("annual_gep", "on_new_imagery")
-        assert d["schedules"][0]["timezone"] == "Asia/Shanghai"
+        assert getattr(module, func).name in ("annual_gep", "on_new_imagery", "on_new_monitoring")
+        if func != "on_new_monitoring":  # station tables are run on arrival, not on a schedule
+            assert d["schedules"][0]["timezone"] == "Asia/Shanghai"
         assert d["parameters"]["config"] == "configs/wuhan_2013_gep.yaml"  # the full GEP run
+    assert deps["on-new-monitoring"]["parameters"]["stations"]
     # runs start in the checkout `prefect deploy` ran in (or $ECORASTER_HOME), never a fixed path
     (build,) = spec["build"]
     step = build["prefect.deployments.steps.run_shell_script"]
@@ -38,11 +40,13 @@ def test_serve_builds_both_deployments(tmp_zh):
     from flows.serve import build_deployments
 
     cfg = small_config(tmp_zh)
-    annual, watch = build_deployments(str(cfg), str(tmp_zh / "ws"), str(tmp_zh), {"*.tif": "wuhan_lulc_2013"}, 600)
+    annual, watch, stations = build_deployments(str(cfg), str(tmp_zh / "ws"), str(tmp_zh),
+                                                {"*.tif": "wuhan_lulc_2013"}, 600)
     # other names than prefect.yaml's, so serving never takes a work pool's deployment over
     assert annual.name == "annual-gep-served" and watch.name == "on-new-imagery-served"
+    assert stations.name == "on-new-monitoring-served" and not stations.schedules
     shipped = {d["name"] for d in yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))["deployments"]}
-    assert not shipped & {annual.name, watch.name}
+    assert not shipped & {annual.name, watch.name, stations.name}
     cron = annual.schedules[0].schedule
     assert cron.cron == "0 2 1 3 *" and cron.timezone == "Asia/Shanghai"
     assert watch.parameters["patterns"] == {"*.tif": "wuhan_lulc_2013"}
