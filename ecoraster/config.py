@@ -90,6 +90,8 @@ class RunConfig(_Strict):
     profile: str = "mee2020"
     price_year: int | None = None
     prices: str | None = None
+    # named price option per product (e.g. {carbon_sequestration: shadow}); default: the price table's
+    price_options: dict[str, str] = Field(default_factory=dict)
     dask: DaskConfig = Field(default_factory=DaskConfig)
     source_path: str | None = None
 

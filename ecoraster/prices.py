@@ -10,6 +10,16 @@ value [CNY per pixel] = quantity [unit per pixel] × price [CNY per unit, price 
   confidence; derived prices with ``components``), chosen by the run config's ``prices:``
   (catalogue id or path), else by the standard profile's ``prices:``.
 - CPI: ``configs/prices/cpi_china.csv`` (national CPI, previous year = 100; ✱ values).
+- Kinds (science-review.md §1.8, §5): every price says what it is, and rebasing follows the kind —
+  ``cost`` (construction, dredging, treatment) and ``shadow`` (a shadow price, e.g. afforestation
+  cost of carbon) are rebased with the CPI; ``fee_tax`` (a regulated fee or tax rate) and
+  ``market`` (a dated market price: carbon, tariffs) are never inflated: the entry whose
+  ``valid_years`` hold the accounting year is used as it is. Outside those years the entry's
+  ``outside_years`` decides: ``error`` (default), ``nearest`` (the nearest year's rate, warned) or
+  ``cpi`` (CPI-rebased, warned).
+- Options: a product may have several named ``option``s (carbon: ``market`` and ``shadow``); the
+  table's ``default: true`` entry names the default option, a run picks another with
+  ``price_options: {product: option}``; the sensitivity mode runs over every option.
 - Units: :mod:`ecoraster.units` (CNY, t C ≠ t CO₂ except through × 44/12).
 
 References: GEP = Σ quantity × price (gep-methods.md §2, after the 甘孜 2017 case study and the
@@ -23,10 +33,11 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .datasets import file_sha256
@@ -54,8 +65,12 @@ class PriceComponent(BaseModel):
     about: str = ""
 
 
+PriceKind = Literal["cost", "fee_tax", "market", "shadow"]
+
+
 class PriceEntry(BaseModel):
-    """One price: ``value`` in ``unit`` (e.g. CNY/m3) of ``price_year``."""
+    """One price: ``value`` in ``unit`` (e.g. CNY/m3) of ``price_year``; its ``kind`` decides how
+    it is rebased (module docstring)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -68,6 +83,22 @@ class PriceEntry(BaseModel):
     confidence: str
     default: bool = False
     components: tuple[PriceComponent, ...] = ()
+    kind: PriceKind = "cost"
+    option: str | None = None
+    valid_years: tuple[int, int] | None = None
+    outside_years: Literal["error", "nearest", "cpi"] = "error"
+    region: str | None = None
+
+    @property
+    def years(self) -> tuple[int, int]:
+        """First and last year the price holds (fee/tax in force, market year): ``valid_years``,
+        else its ``price_year``."""
+        return self.valid_years or (self.price_year, self.price_year)
+
+    @property
+    def dated(self) -> bool:
+        """Fees, taxes and market prices are dated, never CPI-inflated."""
+        return self.kind in ("fee_tax", "market")
 
 
 class PriceTable(BaseModel):
@@ -132,11 +163,31 @@ class PriceTable(BaseModel):
                 return p
         raise TableError(f"{self.source_path}: no price with id {price_id!r}")
 
-    def for_product(self, product: str) -> PriceEntry | None:
-        """The price of ``product``: its ``default: true`` entry, else its only entry."""
+    def for_product(self, product: str, option: str | None = None, year: int | None = None) -> PriceEntry | None:
+        """The price of ``product``: within ``option`` (default: the option of the ``default: true``
+        entry), the entry whose years hold ``year`` when the option is dated (fee, tax, market
+        series), else its ``default: true`` entry, else its only entry."""
         entries = [p for p in self.prices if p.product == product]
+        default = [p for p in entries if p.default]
+        if option is None and default:
+            option = default[0].option
+        if option is not None:
+            entries = [p for p in entries if p.option == option]
+            if not entries:
+                raise TableError(f"{self.source_path}: product {product!r} has no price option {option!r} "
+                                 f"(options: {', '.join(self.options(product)) or 'none'})")
+        if year is not None and entries and all(p.dated for p in entries):
+            holding = [p for p in entries if p.years[0] <= year <= p.years[1]]
+            if holding:
+                return holding[0]
+            # none holds the year: the entry nearest in time (rebase applies its outside_years rule)
+            return min(entries, key=lambda p: min(abs(year - p.years[0]), abs(year - p.years[1])))
         chosen = [p for p in entries if p.default] or (entries if len(entries) == 1 else [])
         return chosen[0] if chosen else None
+
+    def options(self, product: str) -> list[str]:
+        """The named price options of ``product`` (empty if it has none)."""
+        return sorted({p.option for p in self.prices if p.product == product and p.option})
 
     @property
     def cpi_path(self) -> Path:
@@ -193,19 +244,44 @@ class RebasedPrice:
     source: str
     confidence: str
     components: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "cost"
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def rebase(table: PriceTable, entry: PriceEntry, cpi: CPI, price_year: int) -> RebasedPrice:
-    """``entry`` in ``price_year`` prices (CPI); a derived price sums its rebased components
-    × factors, each unit-checked with pint (e.g. m3/t × CNY/m3 → CNY/t)."""
+    """``entry`` in ``price_year`` prices: a cost or shadow price × CPI; a fee, tax or market price
+    as it is, if its years hold ``price_year`` (else by its ``outside_years`` rule: an error, or the
+    nearest year's rate / the CPI with a warning); a derived price sums its rebased components ×
+    factors, each unit-checked with pint (e.g. m3/t × CNY/m3 → CNY/t)."""
     where = f"{table.source_path}: prices.{entry.id}"
     if not entry.components:
-        f = cpi.factor(entry.price_year, price_year, where=where)
+        note = ""
+        if entry.dated:
+            first, last = entry.years
+            inside = first <= price_year <= last
+            if not inside and entry.outside_years == "error":
+                raise TableError(
+                    f"{where}: {entry.kind} price {entry.id} holds for {first}–{last}, not for {price_year}: a "
+                    f"{'fee or tax rate' if entry.kind == 'fee_tax' else 'market price'} is not CPI-rebased; add the "
+                    f"rate of {price_year}, choose another option, or set outside_years: nearest | cpi")
+            if inside or entry.outside_years == "nearest":
+                f = 1.0
+                if not inside:
+                    note = (f"{entry.kind} price of {first}–{last} used for {price_year} as it is "
+                            "(outside_years: nearest)")
+            else:
+                f = cpi.factor(entry.price_year, price_year, where=where)
+                note = f"{entry.kind} price of {first}–{last} CPI-rebased to {price_year} (outside_years: cpi)"
+            if note:
+                log.warning("%s: %s", where, note)
+        else:
+            f = cpi.factor(entry.price_year, price_year, where=where)
         return RebasedPrice(entry.id, entry.product, float(entry.value) * f, entry.unit, price_year,
-                            float(entry.value), entry.price_year, f, entry.source, entry.confidence)
+                            float(entry.value), entry.price_year, f, entry.source, entry.confidence,
+                            kind=entry.kind, note=note)
     total = 0.0
     parts = []
     for comp in entry.components:
@@ -221,7 +297,7 @@ def rebase(table: PriceTable, entry: PriceEntry, cpi: CPI, price_year: int) -> R
         parts.append({"price": comp.price, "factor": comp.factor, "factor_unit": comp.factor_unit,
                       "rebased_value": sub.value, "unit": sub.unit, "contribution": part, "about": comp.about})
     return RebasedPrice(entry.id, entry.product, total, entry.unit, price_year, None, entry.price_year,
-                        None, entry.source, entry.confidence, parts)
+                        None, entry.source, entry.confidence, parts, kind=entry.kind)
 
 
 # ---------------------------------------------------------------------------------------
@@ -236,16 +312,20 @@ class ValuationSetup:
     cpi: CPI
     price_year: int
     profile: Profile
+    options: dict[str, str] = field(default_factory=dict)
 
-    def price(self, product: str) -> RebasedPrice | None:
-        entry = self.table.for_product(product)
+    def price(self, product: str, option: str | None = None) -> RebasedPrice | None:
+        """The rebased price of ``product``: ``option``, else the run's ``price_options``, else the
+        table's default."""
+        entry = self.table.for_product(product, option or self.options.get(product), self.price_year)
         return None if entry is None else rebase(self.table, entry, self.cpi, self.price_year)
 
     def describe(self) -> dict[str, Any]:
         return {"price_table": self.table.id, "price_table_version": self.table.version,
                 "price_table_path": self.table.source_path, "price_table_sha256": self.table.sha256,
                 "cpi_path": str(self.cpi.path), "cpi_sha256": self.cpi.sha256, "price_year": self.price_year,
-                "profile": self.profile.id, "profile_path": self.profile.source_path}
+                "profile": self.profile.id, "profile_path": self.profile.source_path,
+                "price_options": dict(self.options)}
 
 
 def resolve_price_table(plan) -> Path:
@@ -272,7 +352,7 @@ def load_setup(plan) -> ValuationSetup:
     """Price table, CPI, price year (config ``price_year``, else the run's year) and profile."""
     table = PriceTable.load(resolve_price_table(plan))
     return ValuationSetup(table, CPI(table.cpi_path), int(plan.config.price_year or plan.config.year),
-                          load_profile(plan.config.profile))
+                          load_profile(plan.config.profile), dict(plan.config.price_options))
 
 
 def price_list(setup: ValuationSetup) -> pd.DataFrame:
@@ -284,7 +364,8 @@ def price_list(setup: ValuationSetup) -> pd.DataFrame:
             rebased, err = r.value, ""
         except EcorasterError as exc:
             rebased, err = float("nan"), str(exc)
-        rows.append({"id": entry.id, "product": entry.product, "value": entry.value, "unit": entry.unit,
+        rows.append({"id": entry.id, "product": entry.product, "kind": entry.kind, "option": entry.option,
+                     "value": entry.value, "unit": entry.unit,
                      "price_year": entry.price_year, f"value_{setup.price_year}": rebased,
                      "default": entry.default, "confidence": entry.confidence, "source": entry.source,
                      "error": err})

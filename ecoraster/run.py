@@ -263,6 +263,24 @@ def _inputs_used(plan: RunPlan, chosen: list[str], checksums: bool) -> dict[str,
     return used
 
 
+def stand_in_inputs(plan: RunPlan, chosen: list[str]) -> dict[str, str]:
+    """Inputs of the run that stand in for observations: datasets whose catalogue entry declares
+    ``options.stand_in`` (why it is not the real thing), and scalar inputs given in the config."""
+    out: dict[str, str] = {}
+    for sid in chosen:
+        for iid, value in plan.config.services[sid].inputs.items():
+            if isinstance(value, str) and value in plan.catalog:
+                note = plan.catalog.get(value).options.get("stand_in")
+                if note:
+                    out[value] = str(note)
+            elif isinstance(value, (int, float)):
+                out[f"{sid}.{iid}"] = f"scalar {value} from the run config, uniform in space and time"
+    for zs in plan.config.zones.values():
+        if zs.dataset in plan.catalog and plan.catalog.get(zs.dataset).options.get("stand_in"):
+            out[zs.dataset] = str(plan.catalog.get(zs.dataset).options["stand_in"])
+    return out
+
+
 def write_manifest(plan: RunPlan, result: RunResult, chosen: list[str], staging: Path, *,
                    checksums: bool = True) -> Path:
     """Write ``run.json`` into ``staging``."""
@@ -272,6 +290,7 @@ def write_manifest(plan: RunPlan, result: RunResult, chosen: list[str], staging:
         if (staging / name).is_file():
             manifest[key] = json.loads((staging / name).read_text(encoding="utf-8"))
     manifest["parameter_tables"] = _parameter_versions(plan, checksums)
+    manifest["stand_in_inputs"] = stand_in_inputs(plan, chosen)
     # package version + git commit; paths inside the workspace relative to it (provenance.py)
     from .provenance import relative_to_workspace, software_provenance
 

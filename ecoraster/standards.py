@@ -40,8 +40,21 @@ class Product(BaseModel):
     valuation_method: str = ""
 
 
+class Indicator(BaseModel):
+    """How a standard treats one product: its clause or annex, the methods it allows, and whether
+    ecoraster computes it yet (``implemented: false`` → a run states it as missing, never fails)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    clause: str = ""
+    methods: tuple[str, ...] = ()
+    implemented: bool = True
+
+
 class Profile(BaseModel):
-    """A standard profile: the products that count, the contested ones, allocation classes."""
+    """A standard profile: the products that count, the contested ones, allocation classes;
+    optionally each product's clause and methods (``indicators``) and the products counted net of
+    what comes from outside the region (``net_of_external``, GB/T 46869-2025's GEP definition)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,7 +65,21 @@ class Profile(BaseModel):
     products: tuple[str, ...]
     contested: tuple[str, ...] = ()
     eligible_classes: dict[str, tuple[int, ...]] = Field(default_factory=dict)
+    indicators: dict[str, Indicator] = Field(default_factory=dict)
+    net_of_external: dict[str, str] = Field(default_factory=dict)
     source_path: str | None = None
+
+    def missing(self, computed: set[str] | frozenset[str]) -> list[str]:
+        """Counted products a run did not compute, each with the reason (not implemented / not configured)."""
+        out = []
+        for pid in self.products:
+            if pid in computed:
+                continue
+            ind = self.indicators.get(pid)
+            why = "not implemented in ecoraster" if ind is not None and not ind.implemented else "not in this run"
+            clause = f", {ind.clause}" if ind is not None and ind.clause else ""
+            out.append(f"{pid} ({why}{clause})")
+        return out
 
     def counts(self, product: str) -> bool:
         return product in self.products
@@ -103,7 +130,9 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
         raise ConfigError(f"{p}: {'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}") from None
     known = load_products()
     for field_name, codes in (("products", profile.products), ("contested", profile.contested),
-                              ("eligible_classes", tuple(profile.eligible_classes))):
+                              ("eligible_classes", tuple(profile.eligible_classes)),
+                              ("indicators", tuple(profile.indicators)),
+                              ("net_of_external", tuple(profile.net_of_external))):
         unknown = [c for c in codes if c not in known]
         if unknown:
             raise ConfigError(f"{p}: {field_name}: unknown product code(s) {', '.join(unknown)} "

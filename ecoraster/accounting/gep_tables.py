@@ -4,11 +4,14 @@ Stage hook of a run (see ``ecoraster.run``): :func:`build_products` receives the
 results and the zonal tables and writes, under ``out_dir/products/``:
 
 - ``<zone set>.parquet`` (GeoParquet 1.x with the bbox covering column, geometry in the grid
-  CRS) and ``<zone set>.gpkg`` — one row per zone: id, name, ``area_ha``, ``P_qty`` /
-  ``P_value`` per product P, ``gep``, ``gep_excl_contested``, ``gep_per_ha``. For the zone
+  CRS) and ``<zone set>.gpkg`` — one row per zone: id, name, ``area_ha``, ``covered_area_ha``
+  (the part inside the run grid), ``P_qty`` / ``P_value`` per product P, ``gep``,
+  ``gep_excl_contested``, ``gep_per_ha`` (per hectare of the covered area). For the zone
   set ``parcels`` the id column is ``parcel_id`` (the contract with the parcel-query API),
   for the others ``zone_id``. Parquet schema metadata ``ecoraster`` = JSON
-  ``{"units": {column: unit}, "price_year", "region", "year", "profile"}``.
+  ``{"units": {column: unit}, "price_year", "region", "year", "profile", "counted", "contested"}``
+  (``contested``: the counted products left out of ``gep_excl_contested``, read by the query
+  API, ``eco parcel / site / compare`` and the map).
 - ``catalogue.csv`` (UTF-8 with BOM) / ``.parquet`` / ``.xlsx``: one row per product × unit
   (each zone of each zone set, and the whole region ``region``).
 - ``products.json``: mass balance of partition zone sets, partition checks, notes (merged
@@ -119,11 +122,21 @@ def _area_ha(gdf: gpd.GeoDataFrame) -> np.ndarray:
     return (g.geometry.area.to_numpy(dtype="float64") / 10_000.0)
 
 
+def _covered_area_ha(gdf: gpd.GeoDataFrame, grid) -> np.ndarray:
+    """Area (ha) of each zone inside the run grid's footprint: the part the rasters can cover
+    (a district only 14 % inside the grid must not be averaged over its whole area)."""
+    from shapely.geometry import box
+
+    footprint = gpd.GeoSeries([box(*grid.bounds)], crs=grid.crs).to_crs(gdf.crs).iloc[0]
+    inside = gpd.GeoDataFrame(geometry=gdf.geometry.intersection(footprint), crs=gdf.crs)
+    return _area_ha(inside)
+
+
 def zh_field_names(columns: list[str], id_column: str) -> dict[str, str]:
     """English → Chinese field names for the GeoPackage (``地块编号``, ``面积_公顷`` …)."""
     products = load_products()
     names = {id_column: "地块编号" if id_column == "parcel_id" else "单元编号", "name": "名称",
-             "area_ha": "面积_公顷", "gep": "GEP_元", "gep_excl_contested": "GEP不含争议项_元",
+             "area_ha": "面积_公顷", "covered_area_ha": "核算覆盖面积_公顷", "gep": "GEP_元", "gep_excl_contested": "GEP不含争议项_元",
              "gep_per_ha": "GEP_元每公顷"}
     for c in columns:
         for suffix, zh in (("_qty", "实物量"), ("_value", "价值量")):
@@ -218,13 +231,22 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
     cols, notes = product_columns(results)
     cfg = plan.config
     meta_base = {"price_year": setup.price_year, "region": cfg.region, "year": cfg.year, "profile": profile.id,
-                 "contested": list(profile.contested),
-                 "price_table": setup.table.id, "price_table_version": setup.table.version}
+                 "price_table": setup.table.id, "price_table_version": setup.table.version,
+                 "counted": [p for p in cols if profile.counts(p)],
+                 "contested": [p for p in cols if profile.counts(p) and profile.is_contested(p)]}
     units = {pid: pc.qty_units for pid, pc in cols.items()}
     prices = {pid: pc.price for pid, pc in cols.items()}
     sources = {pid: pc.source for pid, pc in cols.items()}
     written: dict[str, Path] = {}
     report: dict[str, Any] = {"notes": notes, "zone_sets": {}}
+    missing = profile.missing(frozenset(cols))
+    if missing:
+        report["missing_products"] = missing
+        notes.append(f"profile {profile.id} counts {len(missing)} product(s) this run did not compute (GEP "
+                     f"excludes them): {'; '.join(missing)}")
+    if profile.net_of_external:
+        notes.append(f"profile {profile.id} counts net of products from outside the region: "
+                     + "; ".join(f"{k}: {v}" for k, v in profile.net_of_external.items()))
 
     # the whole region: raster totals
     region_qty = pd.DataFrame({pid: [pc.qty_total if pc.qty_total is not None else np.nan] for pid, pc in cols.items()},
@@ -249,14 +271,17 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         id_column = "parcel_id" if name == "parcels" else "zone_id"
         body = gep_columns(qty, val, profile)
         area = pd.Series(_area_ha(zones), index=zones.index).reindex(body.index)
-        body["gep_per_ha"] = np.where(area > 0, body["gep"] / area.where(area > 0, 1.0), np.nan)
+        covered = pd.Series(_covered_area_ha(zones, plan.grid), index=zones.index).reindex(body.index)
+        # per hectare of the area the grid covers (the GEP of the rest is not computed)
+        body["gep_per_ha"] = np.where(covered > 0, body["gep"] / covered.where(covered > 0, 1.0), np.nan)
         front = pd.DataFrame({id_column: body.index.astype(str)}, index=body.index)
         if names is not None:
             front["name"] = names.reindex(body.index).astype(str)
         front["area_ha"] = area.astype("float64")
+        front["covered_area_ha"] = covered.astype("float64")
         gdf = gpd.GeoDataFrame(pd.concat([front, body], axis=1),
                                geometry=zones.geometry.reindex(body.index).to_numpy(), crs=zones.crs)
-        col_units = {id_column: "", "area_ha": "ha", "gep": "CNY", "gep_excl_contested": "CNY", "gep_per_ha": "CNY/ha"}
+        col_units = {id_column: "", "area_ha": "ha", "covered_area_ha": "ha", "gep": "CNY", "gep_excl_contested": "CNY", "gep_per_ha": "CNY/ha"}
         for pid in qty.columns:
             col_units[f"{pid}_qty"] = units.get(pid, "")
             col_units[f"{pid}_value"] = "CNY"

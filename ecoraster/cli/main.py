@@ -166,6 +166,9 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log what happens"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    sensitivity: bool = typer.Option(False, "--sensitivity",
+                                     help="also write products/sensitivity.csv (low / central / high per "
+                                          "product and zone; same as `eco sensitivity WORKSPACE`)"),
 ) -> None:
     """Run a config: validate, compute services, aggregate to zones, write the manifest."""
     from ..run import execute_run
@@ -174,6 +177,10 @@ def run(
     try:
         with _progress_bar(not quiet and not as_json) as progress:
             result = execute_run(config, workspace, services=service or None, progress=progress)
+        if sensitivity and (result.workspace / "products" / "catalogue.parquet").is_file():
+            from ..accounting.sensitivity import run_sensitivity
+
+            run_sensitivity(result.workspace)
     except EcorasterError as exc:
         _fail(exc, as_json)
     if as_json:

@@ -87,13 +87,37 @@ def register(app: typer.Typer) -> None:
         if zone:
             cat = cat[cat["zone_id"].isin(zone)]
         if gep:
-            _show(gep_by_zone(cat), as_json)
+            table = gep_by_zone(cat)
+            sens = workspace / "products" / "sensitivity.csv"
+            if sens.is_file():  # the range of `eco sensitivity` / `eco run --sensitivity`
+                import pandas as pd
+
+                from ..accounting.sensitivity import gep_range_by_zone
+
+                ranges = gep_range_by_zone(pd.read_csv(sens, encoding="utf-8-sig", dtype={"zone_id": str}))
+                table = table.astype({"zone_id": str}).merge(ranges, on=["zone_set", "zone_id"], how="left")
+            _show(table, as_json)
         elif level in (1, 2):
             _show(summarise(cat, level), as_json)
         else:
             cols = ["code", "level1", "level2", "name_zh", "zone_set", "zone_id", "zone_name", "quantity",
                     "quantity_unit", "value_cny", "price", "price_unit", "price_year", "confidence", "contested"]
             _show(cat[cols], as_json)
+
+    @app.command("sensitivity")
+    def sensitivity(
+        workspace: Path,
+        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    ) -> None:
+        """Low / central / high value per product and zone of a finished run (price options and the
+        ✱ parameter ranges of configs/parameters/sensitivity_ranges.yaml): products/sensitivity.csv."""
+        from ..accounting.sensitivity import run_sensitivity
+
+        try:
+            table = run_sensitivity(workspace)
+        except EcorasterError as exc:
+            _fail(exc, as_json)
+        _show_sensitivity(workspace, table, as_json)
 
     @app.command("gep-table")
     def gep_table(
@@ -156,3 +180,21 @@ def register(app: typer.Typer) -> None:
         except EcorasterError as exc:
             _fail(exc, False)
         typer.echo(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
+
+
+def _show_sensitivity(workspace: Path, table, as_json: bool) -> None:
+    """The region's rows and GEP range (with and without the contested items)."""
+    report = json.loads((Path(workspace) / "products" / "products.json").read_text(encoding="utf-8"))["gep_region"]
+    region = table[table["zone_set"] == "region"][["product", "counted", "contested", "low", "central", "high",
+                                                   "price_range"]]
+    if as_json:
+        typer.echo(json.dumps({"gep_region": report, "products": region.to_dict(orient="records")},
+                              ensure_ascii=False, default=str))
+        return
+    _show(region, False)
+    typer.echo(f"GEP                    {report.get('gep_low', float('nan')):>20,.0f} … "
+               f"{report.get('gep', float('nan')):,.0f} … {report.get('gep_high', float('nan')):,.0f} CNY")
+    typer.echo(f"GEP excl. contested    {report.get('gep_excl_contested_low', float('nan')):>20,.0f} … "
+               f"{report.get('gep_excl_contested', float('nan')):,.0f} … "
+               f"{report.get('gep_excl_contested_high', float('nan')):,.0f} CNY")
+    typer.echo(f"-> {Path(workspace) / 'products' / 'sensitivity.csv'}")

@@ -15,6 +15,8 @@ Formulas (gep-methods §3.8; 池源 et al. 2018, doi:10.5846/stxb201705301000; �
   value at Topt when T is more than 10 °C above or 13 °C below Topt
 - Wε = 0.5 + 0.5 E/Ep
 - Rh = a [exp(b T) + ln(c R + 1)] × days × f per month (g C m⁻² month⁻¹), T °C, R mm/month
+- sequestration basis (GB/T 46869-2025 A.7 / MEE 2020 固碳 methods ◐): NEP, α·NPP or rate × area per
+  class; the priced basis is max(basis, 0), the negative part is a carbon source (never priced)
 """
 
 from __future__ import annotations
@@ -229,3 +231,45 @@ def casa_block(classes, class_nodata, row_of_code, emax, ndvi_lo, ndvi_hi, rh_on
             out[2, r, c] = nep * t_per_g
             out[3, r, c] = co2_basis * t_per_g * co2_factor
             out[4, r, c] = o2_basis * t_per_g * o2_factor
+
+
+
+#: Sequestration methods of :func:`sequestration_basis` (index = ``method``); 3 = NPP (LY/T 1721 O₂ route).
+NEP_METHODS = ("npp_minus_rh", "alpha_npp", "rate", "npp")
+
+
+@njit(parallel=True, cache=True)
+def sequestration_basis(classes, class_nodata, row_of_code, method, counted, alpha, rate_t_ha,
+                        npp, nep, row_area_m2, out_nodata, basis, source):
+    """The carbon basis (t C per pixel) of CO₂ fixed / O₂ released, and the carbon-source memo.
+
+    Per pixel of class row k, with ``npp`` and ``nep`` the NPP / NEP of :func:`casa_block` (t C):
+
+    - method 0 NEP = NPP − Rh, 1 α·NPP, 3 NPP: b = NEP, α_k·NPP or NPP where ``counted[k]`` > 0
+      (cropland is not counted: its harvest is a material product), else 0;
+    - method 2 固碳速率 × area: b = rate_k (t C/ha/yr) × pixel area (ha), every class.
+
+    ``basis`` = max(b, 0) (priced); ``source`` = max(−b, 0) (a carbon source, reported, never
+    priced). ``out_nodata`` where the class or NPP is nodata.
+    """
+    rows, cols = classes.shape
+    for r in prange(rows):
+        ha = row_area_m2[r] * 1e-4
+        for c in range(cols):
+            k = _row(classes[r, c], class_nodata, row_of_code)
+            if k < 0 or npp[r, c] == out_nodata:
+                basis[r, c] = out_nodata
+                source[r, c] = out_nodata
+                continue
+            if method == 2:
+                b = rate_t_ha[k] * ha
+            elif counted[k] <= 0.0:
+                b = 0.0
+            elif method == 1:
+                b = alpha[k] * np.float64(npp[r, c])
+            elif method == 3:
+                b = np.float64(npp[r, c])
+            else:
+                b = np.float64(nep[r, c])
+            basis[r, c] = max(b, 0.0)
+            source[r, c] = max(-b, 0.0)

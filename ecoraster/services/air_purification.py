@@ -233,14 +233,18 @@ def _pm25_wind(ctx: ServiceContext) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _deposition_factors(ctx: ServiceContext, pollutants: list[str]) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
-    """(source, codes, {pollutant: per-row factor}): pm_factor for particles, Vd in m/s for gases."""
+    """(source, codes, {pollutant: per-row factor}): pm_factor for particles; for gases Vd in m/s ×
+    leaf_on_fraction (the in-leaf share of the year, if the table has that column)."""
     source, df = _table(ctx, "deposition_table", DEPOSITION_TABLE)
     columns = sorted({DEPOSITION[p][3] for p in pollutants})
+    if any(DEPOSITION[p][1] == "gas" for p in pollutants) and "leaf_on_fraction" in df.columns:
+        columns.append("leaf_on_fraction")
     codes, values = lookup_arrays(df, "code", columns, source)
+    leaf_on = values[:, columns.index("leaf_on_fraction")] if "leaf_on_fraction" in columns else 1.0
     factors = {}
     for p in pollutants:
         col = values[:, columns.index(DEPOSITION[p][3])]
-        factors[p] = np.ascontiguousarray(col / 100.0 if DEPOSITION[p][1] == "gas" else col)
+        factors[p] = np.ascontiguousarray(col / 100.0 * leaf_on if DEPOSITION[p][1] == "gas" else col)
     return source, codes, factors
 
 
@@ -329,16 +333,20 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
     seconds = removal_seconds(ctx)
     k_ext = float(_const(ctx, "lai_extinction_k"))
     pm10_vd, pm10_rs = float(_const(ctx, "pm10_vd_m_s")), float(_const(ctx, "pm10_resuspension"))
+    coarse = bool(_const(ctx, "pm10_coarse_only")) and "pm25" in pollutants
+    gas_share = float(_const(ctx, "gas_daytime_fraction"))
     outputs = {}
     for pid in pollutants:
         input_id, kind, scale, _col = DEPOSITION[pid]
         conc = _aligned_float(ctx, input_id, chunk)
+        if kind == "pm10" and coarse:  # i-Tree PM10*: the 2.5–10 µm fraction; NaN stays NaN
+            conc = da.maximum(conc - _aligned_float(ctx, DEPOSITION["pm25"][0], chunk), 0.0)
         vd_const, rs_const = (pm10_vd, pm10_rs) if kind == "pm10" else (1.0, 0.0)
 
         kernel = partial(_deposition_block, class_nodata=class_nodata, row_of_code=row_of_code,
                          factor=factors[pid], scale=scale, use_wind=kind == "pm25", vd_wind=vd_wind,
                          rs_wind=rs_wind, vd=vd_const, rs=rs_const, per_leaf=kind != "gas", k_ext=k_ext,
-                         seconds=seconds)
+                         seconds=seconds * gas_share if kind == "gas" else seconds)
         outputs[pid] = _with_area(kernel, [classes, lai, conc, wind], ctx.grid)
     records = ctx.write(outputs, tags={"method": "deposition"})
     result = ServiceResult(service=SPEC.id, outputs=records)
@@ -347,12 +355,15 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
     result.notes += [
         f"deposition method, {seconds / 3600:.0f} h/yr; LAI {lai_note}; PM2.5 by {wind_note}",
         "gases use a constant canopy Vd per class (no resistance model): first-version approximation",
-        "no emission cap (concentration-based flux); PM2.5 ⊂ PM10: value one of them",
+        "no emission cap (concentration-based flux); " + (
+            "PM10 = coarse fraction (PM10 − PM2.5, i-Tree PM10*): PM2.5 and PM10 do not overlap" if coarse
+            else "PM10 Vd on total PM10 mass: PM2.5 ⊂ PM10, value one of them"),
+        f"gases: {gas_share:g} of the hours (daytime) × leaf_on_fraction of the class (in-leaf season)",
     ]
     result.metadata.update({
         "method": "deposition", "profile": ctx.profile, "pollutants": pollutants,
         "constant_gas_vd": True, "class_table": source, "removal_seconds": seconds, "lai": lai_note,
-        "wind": wind_note, "chunk": chunk, "constants": constants_used(ctx, _CONSTANTS),
+        "wind": wind_note, "chunk": chunk, "pm10_coarse_only": coarse, "gas_daytime_fraction": gas_share, "constants": constants_used(ctx, _CONSTANTS),
         "price_units": {f"air_purification_{p}": "CNY/kg" for p in pollutants},
     })
     return result

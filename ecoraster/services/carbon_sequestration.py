@@ -7,7 +7,13 @@ dry-matter route):
   solar radiation, temperature and the water-stress ratio E/Ep, with εmax per GEP class
   (``configs/parameters/casa_emax.csv``);
 - Rh, soil heterotrophic respiration, from the monthly temperature–precipitation regression;
-- NEP = NPP − Rh (negative where the soil respires more than the vegetation fixes);
+- NEP = NPP − Rh (negative where the soil respires more than the vegetation fixes), kept signed as
+  an unpriced diagnostic;
+- the sequestration basis (``nep_method``; GB/T 46869-2025 A.7 / MEE 2020 ◐): NEP (default), α·NPP or
+  固碳速率 × area per class; cropland is not counted by the NEP routes (its harvest is a material
+  product; ``sequestration`` column of casa_emax.csv). The priced basis is max(basis, 0) per pixel;
+  the negative part is the ``carbon_source`` output (t C), reported and never priced
+  (science-review.md §3: a carbon source is not a negative product);
 - CO₂ = basis × 44/12 and O₂ = basis × 32/12 (``stoichiometry: molar``), or basis / carbon
   fraction × 1.63 and × 1.19 (``dry_matter``, LY/T 1721); the basis is NEP or NPP
   (``co2_basis``, ``o2_basis``); O₂ can be switched off (``oxygen_release``).
@@ -47,7 +53,8 @@ from .. import yamlio
 from ..errors import EcorasterError, TableError
 from ..grid import _pixel_offset, align_to, inspect_source
 from ..resources import config_path
-from ..kernels.casa import NDVI_BINS, build_row_index, casa_block, ndvi_class_histogram, percentile_from_histogram
+from ..kernels.casa import (NDVI_BINS, NEP_METHODS, build_row_index, casa_block, ndvi_class_histogram,
+                            percentile_from_histogram, sequestration_basis)
 from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
 from ..tables import check_codes, lookup_arrays, read_table, unique_counts
 
@@ -65,6 +72,7 @@ CHOICES = {
     "co2_basis": ("nep", "npp"),
     "o2_basis": ("nep", "npp"),
     "stoichiometry": ("molar", "dry_matter"),
+    "nep_method": NEP_METHODS[:3],
 }
 
 
@@ -154,7 +162,8 @@ SPEC = ServiceSpec(
         InputSpec(id="emax_table", kind="table", required=False,
                   about="εmax / NDVI bounds / Rh flag per GEP class (default configs/parameters/casa_emax.csv)",
                   columns={"code": "class", "emax_zhu2006": "g C/MJ", "emax_biome_bgc": "g C/MJ",
-                           "ndvi_lo": "1", "ndvi_hi": "1", "rh": "0/1"}),
+                           "ndvi_lo": "1", "ndvi_hi": "1", "rh": "0/1", "sequestration": "0/1",
+                           "nep_npp_ratio": "1", "rate_t_c_ha": "t C/ha/yr"}),
     ),
     parameters=parameter_specs(_CONSTANTS),
     outputs=(
@@ -163,10 +172,14 @@ SPEC = ServiceSpec(
         OutputSpec(id="rh", filename="rh.tif", units="t C", per="pixel", nodata=NODATA, kind="intermediate",
                    about="soil heterotrophic respiration of the year, per pixel"),
         OutputSpec(id="nep", filename="nep.tif", units="t C", per="pixel", nodata=NODATA,
-                   about="net ecosystem production NEP = NPP − Rh of the year, per pixel (negative = carbon source)"),
+                   about="net ecosystem production NEP = NPP − Rh of the year, per pixel (negative = carbon "
+                         "source); a diagnostic, never priced"),
+        OutputSpec(id="carbon_source", filename="carbon_source.tif", units="t C", per="pixel", nodata=NODATA,
+                   about="negative part of the sequestration basis (a carbon source), per pixel: reported "
+                         "beside 固碳, not subtracted from it and not priced"),
         OutputSpec(id="co2", filename="co2_sequestered.tif", units="t CO2", per="pixel", nodata=NODATA,
                    product="carbon_sequestration",
-                   about="CO2 fixed in the year (basis co2_basis), per pixel; priced in CNY per t CO2"),
+                   about="CO2 fixed in the year, 44/12 × max(basis, 0) (nep_method), per pixel; priced in CNY per t CO2"),
         OutputSpec(id="o2", filename="o2_released.tif", units="t O2", per="pixel", nodata=NODATA,
                    product="oxygen_release", created_if="oxygen_release",
                    about="O2 released in the year (basis o2_basis), per pixel; priced in CNY per t O2"),
@@ -201,9 +214,16 @@ def _emax_table(ctx: ServiceContext) -> tuple[str, Any]:
 
 
 def class_table(ctx: ServiceContext) -> tuple[np.ndarray, np.ndarray, str]:
-    """(codes, values (n, 4): εmax, ndvi_lo, ndvi_hi, rh, source path)."""
+    """(codes, values (n, 7): εmax, ndvi_lo, ndvi_hi, rh, sequestration, nep_npp_ratio, rate_t_c_ha,
+    source path); εmax of the run's ``emax_override`` ({code: g C/MJ}) replaces the table's."""
     source, df = _emax_table(ctx)
-    codes, values = lookup_arrays(df, "code", (_const(ctx, "emax_column"), "ndvi_lo", "ndvi_hi", "rh"), source)
+    columns = (_const(ctx, "emax_column"), "ndvi_lo", "ndvi_hi", "rh", "sequestration", "nep_npp_ratio", "rate_t_c_ha")
+    codes, values = lookup_arrays(df, "code", columns, source)
+    for code, emax in (_const(ctx, "emax_override") or {}).items():
+        hit = np.flatnonzero(codes == int(code))
+        if hit.size == 0:
+            raise TableError(f"params.emax_override: class {code} is not in {source}")
+        values[hit[0], 0] = float(emax)
     bad = (values[:, 1] >= values[:, 2]) | (values[:, 2] >= 1.0) | (values[:, 0] < 0)
     if bad.any():
         code = int(codes[np.flatnonzero(bad)[0]])
@@ -348,9 +368,11 @@ def _histogram_block(cls_block, *ndvi_blocks, class_nodata, row_of_code, n_rows)
 def ndvi_bounds(classes: da.Array, class_nodata: int, ndvi: list[da.Array], codes: np.ndarray,
                 table_lo: np.ndarray, table_hi: np.ndarray, min_samples: int
                 ) -> tuple[np.ndarray, np.ndarray, dict[int, dict[str, Any]]]:
-    """Per-class NDVI 5 % / 95 % percentiles of the positive NDVI values of every period,
-    falling back to the table for classes with fewer than ``min_samples`` values or a
-    degenerate range. Reads the class and NDVI rasters once, block by block: one histogram
+    """Per-class NDVI bounds: the lower bound is always the table's bare-soil NDVI (FPAR = FPARmin
+    there; 朱文泉 2006 — a class's own 5 % percentile is not bare soil and collapses FPAR of homogeneous
+    classes, science-review.md §1.3.4); the upper bound is the class's 95 % percentile of the
+    positive NDVI values of every period, falling back to the table for classes with fewer than
+    ``min_samples`` values or a percentile not above the lower bound. Reads the class and NDVI rasters once, block by block: one histogram
     per block, summed by a dask tree reduction (bounded memory at any raster size)."""
     row_of_code = build_row_index(codes)
     per_block = da.map_blocks(
@@ -365,13 +387,14 @@ def ndvi_bounds(classes: da.Array, class_nodata: int, ndvi: list[da.Array], code
     for k, code in enumerate(codes):
         n = int(counts[k].sum())
         p5, p95 = percentile_from_histogram(counts[k], 0.05), percentile_from_histogram(counts[k], 0.95)
-        if n >= min_samples and p95 - p5 >= 0.01:
-            lo[k], hi[k] = p5, min(p95, 0.999)
+        if n >= min_samples and p95 - lo[k] >= 0.01:
+            hi[k] = min(p95, 0.999)
             origin = "data"
         else:
             origin = "table"
         if n or origin == "data":
-            report[int(code)] = {"ndvi_lo": float(lo[k]), "ndvi_hi": float(hi[k]), "samples": n, "from": origin}
+            report[int(code)] = {"ndvi_lo": float(lo[k]), "ndvi_hi": float(hi[k]), "samples": n, "from": origin,
+                                 "p5_of_class": float(p5)}
     return lo, hi, report
 
 
@@ -395,7 +418,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     classes, class_nodata = class_array(ctx, chunk)
     series = {i: period_arrays(ctx, i, n, chunk) for i in period_ids}
     use_aet = "aet" in series
-    emax, lo, hi, rh_on = (np.ascontiguousarray(values[:, j]) for j in range(4))
+    emax, lo, hi, rh_on, counted, alpha, rate = (np.ascontiguousarray(values[:, j]) for j in range(7))
     bounds_report: dict[int, dict[str, Any]] = {}
     if _const(ctx, "ndvi_bounds") == "data":
         lo, hi, bounds_report = ndvi_bounds(classes, class_nodata, series["ndvi"], codes, lo, hi,
@@ -409,10 +432,12 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     nep_co2 = _const(ctx, "co2_basis") == "nep"
     nep_o2 = _const(ctx, "o2_basis") == "nep"
     clip = bool(_const(ctx, "clip_negative_nep"))
+    method = NEP_METHODS.index(_const(ctx, "nep_method"))
+    npp_method = NEP_METHODS.index("npp")
 
     def kernel(cls_block, *blocks, row_area_m2):
         stacks = {pid: np.stack(blocks[i * n:(i + 1) * n]) for i, pid in enumerate(period_ids)}
-        out = np.empty((5, *cls_block.shape), dtype=np.float32)
+        out = np.empty((6, *cls_block.shape), dtype=np.float32)
         casa_block(cls_block, class_nodata, row_of_code, emax, lo, hi, rh_on,
                    stacks["ndvi"], stacks["sol"], stacks["temperature"], stacks["precipitation"],
                    stacks["aet"] if use_aet else stacks["pet"], stacks["pet"], use_aet, months,
@@ -420,12 +445,25 @@ def compute(ctx: ServiceContext) -> ServiceResult:
                    constants["fpar_ndvi_weight"], constants["t_cutoff"],
                    constants["rh_a"], constants["rh_b"], constants["rh_c"], constants["rh_days"],
                    constants["rh_fraction"], row_area_m2, co2_factor, nep_co2, o2_factor, nep_o2, clip,
-                   np.float32(NODATA), out)
+                   np.float32(NODATA), out[:5])
+        valid = out[0] != NODATA
+        if not clip:  # the signed basis of casa_block (the code before issue 15), for comparison only
+            out[5] = np.where(valid, 0.0, NODATA)
+            return out
+        basis = np.empty(cls_block.shape, dtype=np.float32)
+        source = np.empty(cls_block.shape, dtype=np.float32)
+        out[5] = np.where(valid, 0.0, NODATA)
+        for band, factor, on_nep in ((3, co2_factor, nep_co2), (4, o2_factor, nep_o2)):
+            sequestration_basis(cls_block, class_nodata, row_of_code, method if on_nep else npp_method, counted,
+                                alpha, rate, out[0], out[2], row_area_m2, np.float32(NODATA), basis, source)
+            out[band] = np.where(valid, basis * factor, NODATA)
+            if on_nep:
+                out[5] = source  # the carbon-source memo of the NEP-route basis
         return out
 
     arrays = [classes, *[a for pid in period_ids for a in series[pid]]]
-    stack = map_blocks_multi(kernel, arrays, ctx.grid, 5)
-    outputs = {"npp": stack[0], "rh": stack[1], "nep": stack[2], "co2": stack[3]}
+    stack = map_blocks_multi(kernel, arrays, ctx.grid, 6)
+    outputs = {"npp": stack[0], "rh": stack[1], "nep": stack[2], "carbon_source": stack[5], "co2": stack[3]}
     oxygen = bool(_const(ctx, "oxygen_release"))
     if oxygen:
         outputs["o2"] = stack[4]
@@ -441,6 +479,14 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         f"CO2 from {'NEP' if nep_co2 else 'NPP'}, O2 from {'NEP' if nep_o2 else 'NPP'} "
         f"({_const(ctx, 'stoichiometry')}: {co2_factor:.4f} t CO2/t C, {o2_factor:.4f} t O2/t C)"
         + ("" if oxygen else "; oxygen release switched off by the profile"))
+    result.notes.append(
+        f"sequestration basis {_const(ctx, 'nep_method')}"
+        + (f", max(basis, 0) per pixel; negative part reported as carbon_source ({result.totals['carbon_source_total'][0]:,.1f}"
+           " t C), not priced" if clip else "; clip_negative_nep false: negative basis netted and priced")
+        + "; classes with sequestration = 0 in the class table (cropland) not counted by the NEP / α·NPP routes")
+    result.notes.append("Rh: climate-only regression (no class or soil term; the same per m² on every Rh class "
+                        "under the same climate) — kept as published for want of a per-class calibration; the "
+                        "alpha_npp and rate methods do not use it")
     if n == 1:
         result.notes.append("annual surrogate inputs: Topt = annual mean temperature, Rh from the mean "
                             "month × 12; less exact than 12 monthly periods")

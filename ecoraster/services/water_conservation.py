@@ -103,8 +103,9 @@ SPEC = ServiceSpec(
                    about="annual water yield depth P − AET (invest_awy; InVEST wyield)", per="state",
                    nodata=NODATA, created_if="method == invest_awy"),
         OutputSpec(id="water_yield_m3", filename="water_yield_m3.tif", units="m3",
-                   about="annual water yield volume per pixel (invest_awy)", per="pixel",
-                   nodata=NODATA, product=PRODUCT, created_if="method == invest_awy"),
+                   about="annual water yield volume per pixel (invest_awy): 产水量, NOT 水源涵养 (storm runoff "
+                         "included, no retention step); product water_yield, counted by no profile",
+                   per="pixel", nodata=NODATA, product="water_yield", created_if="method == invest_awy"),
         OutputSpec(id="aet_mm", filename="aet_mm.tif", units="mm",
                    about="annual actual evapotranspiration by the Budyko curve (invest_awy)",
                    kind="intermediate", per="state", nodata=NODATA, created_if="method == invest_awy"),

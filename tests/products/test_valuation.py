@@ -55,9 +55,9 @@ def test_shipped_tables_load_and_rebase():
     # 7.06 CNY/m3 (2010) × 1.054 × 1.026 × 1.026 (CPI 2011..2013 of cpi_china.csv)
     assert wc.value == pytest.approx(7.06 * 1.054 * 1.026 * 1.026)
     soil = rebase(table, table.for_product("soil_retention"), cpi, 2010)
-    # 0.21333333 m3/t × 15.58 + 0.0037 × 875 × f(2003→2010) + 0.00108 × 2800 × f(2003→2010)
-    f = cpi.factor(2003, 2010)
-    assert soil.value == pytest.approx(0.21333333 * 15.58 + 0.0037 * 875 * f + 0.00108 * 2800 * f)
+    # 0.21333333 m3/t × 15.58 (a cost, 2010) + 0.0037 × 875 + 0.00108 × 2800 (2003 fees in force in 2010:
+    # fee_tax prices are not CPI-inflated, issue 15) = 3.32373 + 3.2375 + 3.024 = 9.58523 CNY/t
+    assert soil.value == pytest.approx(0.21333333 * 15.58 + 0.0037 * 875 + 0.00108 * 2800)
     assert table.for_product("carbon_sequestration").unit == "CNY/t CO2"
 
 

@@ -49,7 +49,10 @@ def test_deposition_by_hand(tmp_zh):
     datasets, inputs = _dep_setup(tmp_zh, eco, lai, {
         "pm25": pm25, "pm10": np.full((2, 4), 100.0), "no2": np.full((2, 4), 40.0),
         "co": np.full((2, 4), 1.0)}, wind=wind)
-    cfg = write_run(tmp_zh, "air_purification", datasets, inputs, method="deposition")
+    # PM10 on total mass and gases on every hour × leaf_on_fraction (deciduous 12: 0.6): the coarse-fraction
+    # and daytime defaults of issue 15 are tested in test_science_review.py
+    cfg = write_run(tmp_zh, "air_purification", datasets, inputs, method="deposition",
+                    params={"pm10_coarse_only": False, "gas_daytime_fraction": 1.0})
     res = execute_run(cfg, tmp_zh / "ws").services["air_purification"]
     pm25_out, pm10_out = read(res.outputs["pm25"].path), read(res.outputs["pm10"].path)
     no2_out, co_out = read(res.outputs["no2"].path), read(res.outputs["co"].path)
@@ -73,11 +76,11 @@ def test_deposition_by_hand(tmp_zh):
     assert pm10_out[0, 0] == pytest.approx(0.0064 * 100e-9 * 4 * SECONDS_2021 * 0.5 * PX_M2, rel=1e-6)
     assert pm10_out[0, 0] == pytest.approx(36.3295, rel=1e-5)
     # NO2 (gas, forest canopy Vd 0.3 cm/s): cover = 1 − e^(−0.5 × 4) = 0.864665
-    #   0.003 × 40e-9 × 0.864665 × 31,536,000 × 900 = 2.9449 kg/pixel (32.7 kg/ha)
-    no2_px = 0.003 * 40e-9 * (1 - math.exp(-2)) * SECONDS_2021 * PX_M2
-    assert no2_out[0, 0] == pytest.approx(no2_px, rel=1e-6) and no2_px == pytest.approx(2.9449, rel=1e-4)
+    #   0.003 × 40e-9 × 0.864665 × 31,536,000 × 900 = 2.9449 kg/pixel (32.7 kg/ha) × leaf-on 0.6 = 1.7669
+    no2_px = 0.003 * 40e-9 * (1 - math.exp(-2)) * SECONDS_2021 * PX_M2 * 0.6
+    assert no2_out[0, 0] == pytest.approx(no2_px, rel=1e-6) and no2_px == pytest.approx(2.9449 * 0.6, rel=1e-4)
     # CO in mg/m3 (× 1e-6): 0.00004 m/s × 1e-6 kg/m3 × 0.864665 × 31,536,000 × 900
-    assert co_out[0, 0] == pytest.approx(0.00004 * 1e-6 * (1 - math.exp(-2)) * SECONDS_2021 * PX_M2, rel=1e-6)
+    assert co_out[0, 0] == pytest.approx(0.00004 * 1e-6 * (1 - math.exp(-2)) * SECONDS_2021 * PX_M2 * 0.6, rel=1e-6)
     assert res.outputs["no2"].product == "air_purification_no2" and res.outputs["pm25"].units == "kg"  # per year
     assert res.metadata["constant_gas_vd"] is True and "capacity_so2" not in res.outputs
     total = float(np.sum(pm25_out[pm25_out != ND], dtype=np.float64))

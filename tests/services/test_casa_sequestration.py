@@ -87,7 +87,10 @@ def test_annual_surrogate_by_hand(tmp_zh):
     t = full(15.0)
     t[1, 2] = ND                                          # temperature nodata
     _write_inputs(tmp_zh, eco, ndvi, full(5000.0), t, full(600.0), full(1000.0), full(500.0))
-    cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS, params={"ndvi_bounds": "table"})
+    # clip_negative_nep false: the signed NEP basis on cropland (the default since issue 15 prices max(NEP, 0)
+    # and leaves cropland out — tests/services/test_science_review.py); the by-hand CASA numbers are the same
+    cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS,
+                    params={"ndvi_bounds": "table", "clip_negative_nep": False})
     res = execute_run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
     # Pixel (0,0): APAR = 5000 × 0.642595 × 0.5 = 1606.488 MJ/m2
     #   Tε1 = 0.8 + 0.02×15 − 0.0005×225 = 0.9875 ; Tε2 = 0.993405 ; Wε = 0.5 + 0.5 × 500/1000 = 0.75
@@ -152,7 +155,8 @@ def test_monthly_matches_reference_and_profiles(tmp_zh):
     # the LY/T 1721 route (the `lyt1721` rows of casa_constants.yaml; here as run params, since
     # configs/profiles/ has no lyt1721 profile yet): O2 = NPP / 0.45 × 1.19, CO2 = NEP / 0.45 × 1.63
     cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS,
-                    params={"ndvi_bounds": "table", "o2_basis": "npp", "stoichiometry": "dry_matter"})
+                    params={"ndvi_bounds": "table", "o2_basis": "npp", "stoichiometry": "dry_matter",
+                            "clip_negative_nep": False})
     res2 = execute_run(cfg, tmp_zh / "ws2").services["carbon_sequestration"]
     np.testing.assert_allclose(read(res2.outputs["o2"].path), npp / 0.45 * 1.19, rtol=1e-5)
     nep = read(res.outputs["nep"].path)
@@ -163,7 +167,9 @@ def test_monthly_matches_reference_and_profiles(tmp_zh):
                     params={"ndvi_bounds": "table", "clip_negative_nep": True}, profile="ndrc2022")
     res3 = execute_run(cfg, tmp_zh / "ws3").services["carbon_sequestration"]
     assert "o2" not in res3.outputs and not (tmp_zh / "ws3" / "carbon_sequestration" / "o2_released.tif").exists()
-    np.testing.assert_allclose(read(res3.outputs["co2"].path), np.maximum(nep, 0) * 44 / 12, rtol=1e-5, atol=1e-9)
+    crop = np.isin(eco, (51, 52))                       # cropland: not counted by the NEP route (issue 15)
+    np.testing.assert_allclose(read(res3.outputs["co2"].path), np.where(crop, 0, np.maximum(nep, 0)) * 44 / 12,
+                               rtol=1e-5, atol=1e-9)
 
 
 def test_numpy_equals_dask_chunks(tmp_zh):
@@ -198,8 +204,9 @@ def test_ndvi_percentiles_per_class():
     for k, code in enumerate((12, 52)):
         vals = ndvi[:, cls == code]
         vals = vals[vals > 0]
-        # histogram bins of 0.001: within one bin of numpy's percentile
-        assert lo[k] == pytest.approx(np.percentile(vals, 5), abs=0.0015)
+        # lower bound: the table's bare-soil NDVI (not the class's 5 %, issue 15); upper: histogram bins of
+        # 0.001, within one bin of numpy's percentile
+        assert lo[k] == 0.02 and report[code]["p5_of_class"] == pytest.approx(np.percentile(vals, 5), abs=0.0015)
         assert hi[k] == pytest.approx(np.percentile(vals, 95), abs=0.0015)
     assert (lo[2], hi[2]) == (0.02, 0.6) and 62 not in report   # no pixels: table bounds
     assert math.isnan(percentile_from_histogram(np.zeros(10, np.int64), 0.5))
