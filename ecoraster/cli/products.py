@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sensitivity")
     def sensitivity(
-        workspace: Path,
+        workspace: Optional[Path] = _WS,
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Low / central / high value per product and zone of a finished run (price options and the
@@ -114,6 +114,7 @@ def register(app: typer.Typer) -> None:
         from ..accounting.sensitivity import run_sensitivity
 
         try:
+            workspace = _workspace(workspace)
             table = run_sensitivity(workspace)
         except EcorasterError as exc:
             _fail(exc, as_json)
