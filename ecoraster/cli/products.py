@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
             cat = cat[cat["zone_id"].isin(zone)]
         if gep:
             table = gep_by_zone(cat)
-            sens = workspace / "products" / "sensitivity.csv"
+            sens = path.parent / "sensitivity.csv"
             if sens.is_file():  # the range of `eco sensitivity` / `eco run --sensitivity`
                 import pandas as pd
 

@@ -16,7 +16,7 @@ import pytest
 from shapely.geometry import box
 
 from ecoraster.standards import load_products, load_profile
-from ecoraster.run import execute_run
+from ecoraster.pipeline import run as execute_run
 from ecoraster.prices import CPI, PriceTable, rebase
 
 from ..conftest import REPO, TEST_CRS, TEST_ORIGIN
@@ -154,3 +154,43 @@ def test_sensitivity_low_central_high_per_product_and_zone(run):
     assert (ws / "products" / "sensitivity.csv").is_file()
     report = json.loads((ws / "products" / "products.json").read_text(encoding="utf-8"))
     assert {"gep", "gep_excl_contested", "gep_low", "gep_high"} <= set(report["gep_region"])
+
+
+def test_run_sensitivity_flag_and_catalogue_range(tmp_zh, raster_writer, fake_service):
+    from typer.testing import CliRunner
+
+    from ecoraster.cli import app
+
+    runner = CliRunner()
+    cfg = setup_run(tmp_zh, raster_writer)
+    res = runner.invoke(app, ["run", str(cfg), "-w", str(tmp_zh / "ws"), "--quiet", "--sensitivity"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_zh / "ws" / "products" / "sensitivity.csv").is_file()
+    res = runner.invoke(app, ["catalogue", "-w", str(tmp_zh / "ws"), "--gep", "--zone-set", "region", "--json"])
+    row = json.loads(res.stdout)[0]
+    # O2 (contested) 35 px × 2 t × 1000 CNY/t × 0.5 … 1.5 (sensitivity_ranges.yaml); water and carbon have no
+    # range in the test price table (no options) beyond their quantity factors (water 0.73 … 1.02, carbon 0.5 … 1.5)
+    water, carbon, o2 = 35 * 100 * 11.55, 35 * 100 * 44 / 12, 35 * 2 * 1000.0
+    assert row["gep_low_cny"] == pytest.approx(0.73 * water + 0.5 * carbon + 0.5 * o2, rel=1e-6)
+    assert row["gep_excl_contested_high_cny"] == pytest.approx(1.02 * water + 1.5 * carbon, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_demo_catalogue_has_no_negative_value_and_flags_contested(tmp_path):
+    """The central-Wuhan demo (≈ 6–10 min): no negative catalogue row (issue 15), contested items in the
+    parcel table's metadata, per-hectare GEP on the covered area (新洲区 ≈ 14 % inside the grid)."""
+    from ecoraster.accounting.product_catalogue import read_catalogue
+    from ecoraster.accounting.sensitivity import run_sensitivity
+
+    ws = tmp_path / "demo"
+    execute_run(REPO / "configs" / "wuhan_2013_gep.yaml", ws)
+    cat = read_catalogue(ws / "products" / "catalogue.parquet")
+    assert (cat["value_cny"].dropna() >= 0).all() and (cat["quantity"].dropna() >= 0).all()
+    meta = json.loads(pq.read_schema(ws / "products" / "parcels.parquet").metadata[b"ecoraster"])
+    assert "oxygen_release" in meta["contested"]
+    d = gpd.read_parquet(ws / "products" / "districts.parquet").set_index("name")
+    assert d.loc["新洲区", "covered_area_ha"] < 0.2 * d.loc["新洲区", "area_ha"]
+    assert d.loc["新洲区", "gep_per_ha"] == pytest.approx(d.loc["新洲区", "gep"] / d.loc["新洲区", "covered_area_ha"])
+    table = run_sensitivity(ws)
+    region = table[table["zone_set"] == "region"]
+    assert (region["low"].fillna(0) <= region["central"].fillna(0)).all()
