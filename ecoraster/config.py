@@ -65,6 +65,8 @@ class ZoneSet(_Strict):
     id_field: str
     name_field: str | None = None
     partition: bool = False
+    # what the coordinates really are: gcj02 (Chinese web-map lon/lat) is converted to WGS 84 on read
+    datum: Literal["wgs84", "gcj02", "cgcs2000"] | None = None
 
 
 class DaskConfig(_Strict):

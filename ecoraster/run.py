@@ -28,7 +28,8 @@ from .config import DaskConfig, RunConfig, build_grid
 from .context import ServiceContext
 from .errors import EcorasterError, ValidationFailed
 from .grid import Grid
-from .accounting.gep_tables import build_products
+from .accounting.gep_tables import build_products, read_zone_set
+from .checks import check_service_inputs, check_zone_set, zone_file_issue
 from .registry import get_service
 from .spec import Issue, ServiceResult
 from .accounting.valuation import check_valuation, value_results
@@ -91,7 +92,11 @@ def validate_run(config: str | os.PathLike | RunConfig, services: list[str] | No
             continue
         try:
             module = get_service(sid)
-            issues.extend(module.validate(_context(plan, sid, Path("."), None)))
+            ctx = _context(plan, sid, Path("."), None)
+            found = module.validate(ctx)
+            issues.extend(found)
+            if not found:  # units, ranges, coverage and tables of inputs that pass the basic checks
+                issues.extend(check_service_inputs(ctx))
         except EcorasterError as exc:
             issues.append(Issue(("services", sid), str(exc)))
         except Exception as exc:  # validation must report, never crash
@@ -109,6 +114,8 @@ def _validate_zones(plan: RunPlan, name: str, zs) -> list[Issue]:
         if entry.kind != "vector":
             return [Issue(keys, f"{zs.dataset!r} is a {entry.kind}, expected a vector")]
         entry.check_exists()
+        if (bad := zone_file_issue(name, entry)) is not None:
+            return [bad]
         import pyogrio
 
         info = pyogrio.read_info(entry.uri, layer=entry.layer)
@@ -121,7 +128,7 @@ def _validate_zones(plan: RunPlan, name: str, zs) -> list[Issue]:
         return [Issue(keys, str(exc))]
     except Exception as exc:
         return [Issue(keys, f"cannot read zones: {exc}")]
-    return []
+    return check_zone_set(plan, name, zs, entry)
 
 
 @contextlib.contextmanager
@@ -215,15 +222,10 @@ def run_service(plan: RunPlan, service_id: str, staging: Path, progress: Progres
 
 def aggregate_zones(plan: RunPlan, name: str, services: dict[str, ServiceResult], staging: Path) -> Path:
     """Coverage-weighted sums of every per-pixel output over a zone set → CSV + Parquet."""
-    import geopandas as gpd
-
     from .zonal import zonal_stats
 
     zs = plan.config.zones[name]
-    entry = plan.catalog.get(zs.dataset)
-    zones = gpd.read_file(entry.uri, layer=entry.layer)
-    if zones.crs is None and entry.crs:
-        zones = zones.set_crs(entry.crs)
+    zones = read_zone_set(plan, name)
     rasters = {f"{sid}.{oid}": rec.path for sid, res in services.items()
                for oid, rec in res.outputs.items() if rec.per == "pixel"}
     table = zonal_stats(rasters, zones, zs.id_field, stats=("sum",))
