@@ -164,7 +164,8 @@ def write_zone_table(gdf: gpd.GeoDataFrame, folder: Path, name: str, meta: dict[
         out = gdf.rename(columns=zh)
     if gpkg_path.exists():
         gpkg_path.unlink()
-    out.to_file(gpkg_path, driver="GPKG", layer=name)
+    # the index repeats the id column when the zone set's id field is the column's name (parcels/parcel_id)
+    out.to_file(gpkg_path, driver="GPKG", layer=name, index=False if out.index.name in out.columns else None)
     written = {f"{name}_parquet": pq_path, f"{name}_gpkg": gpkg_path}
     written.update(write_zone_extras(gdf, out, folder, name, meta, zh if field_names == "zh" else {}))
     return written

@@ -165,3 +165,21 @@ def test_gcj02_datum_declared_in_run_config(mini, tmp_path):
     back = read_zone_set(plan, "z").to_crs("EPSG:4326").geometry.iloc[0].centroid
     assert back.distance(true_centroid) < 1e-6  # degrees; the GCJ-02 shift is ~5e-3°
     assert zones is not None
+
+
+def test_parcels_named_parcel_id_without_zh_field_names(mini, tmp_path):
+    """A zone set `parcels` with id field `parcel_id` (no `field_names: zh`) used to crash in the
+    products step (`cannot insert parcel_id, already exists`) after all the computation."""
+    import geopandas as gpd
+
+    from ecoraster.run import execute_run
+
+    gpd.read_file(mini / "zones.gpkg").rename(columns={"zid": "parcel_id"}).to_file(mini / "zones.gpkg")
+    text = (mini / "run.yaml").read_text().replace("z: {dataset: z, id_field: zid}",
+                                                   "parcels: {dataset: z, id_field: parcel_id}")
+    (mini / "run.yaml").write_text(text)
+    execute_run(mini / "run.yaml", tmp_path / "ws")
+    table = gpd.read_file(tmp_path / "ws" / "products" / "parcels.gpkg", layer="parcels")
+    assert table.columns[0] == "parcel_id" and sorted(table["parcel_id"]) == ["a", "b"]
+    # each zone is half the grid: 50 px × 250.776 m³
+    assert table["water_conservation_qty"].tolist() == pytest.approx([50 * 250.776] * 2, rel=1e-6)
