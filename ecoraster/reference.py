@@ -82,10 +82,39 @@ def _model_rows(model: Any) -> list[list[Any]]:
     return rows
 
 
+def _allowed(p: Any) -> str:
+    if p.choices is not None:
+        return " \\| ".join(map(str, p.choices))
+    lo = "" if p.minimum is None else f"{'>' if p.exclusive_minimum else '≥'} {p.minimum:g}"
+    hi = "" if p.maximum is None else f"≤ {p.maximum:g}"
+    return ", ".join(x for x in (lo, hi) if x)
+
+
+def _created_if(when: Any) -> str:
+    parts = [f"`{i}` given" for i in when.inputs] + [f"`{k}` = {v!r}" for k, v in when.params.items()]
+    return " and ".join(parts) or "always"
+
+
+def _method_rows(spec: Any) -> list[list[Any]]:
+    rows = []
+    for m in spec.all_methods:
+        needs = [f"`{i}`" for i in m.required_inputs] + [" or ".join(f"`{i}`" for i in g) for g in m.one_of_inputs]
+        needs += [f"param `{p}`" for p in m.required_parameters]
+        outputs = [f"`{o}`" + (f" (if {_created_if(m.created_if[o])})" if o in m.created_if else "")
+                   for o in m.outputs]
+        default = ", ".join(m.profiles) if m.profiles else ("yes" if m is spec.all_methods[0] else "")
+        rows.append([f"`{m.id}`", default, ", ".join(needs), ", ".join(outputs), m.about])
+    return rows
+
+
 def _service_sections(spec: Any, level: str = "###") -> list[str]:
+    from .services._constants import described_spec
+
+    spec = described_spec(spec)
     out = [f"{level} `{spec.id}` — {spec.name_zh} {spec.name} [{spec.category}]", "", spec.about, ""]
     if spec.methods:
-        out += [f"Methods: {', '.join(f'`{m}`' for m in spec.methods)}.", ""]
+        out += ["Methods (`services.<id>.method`; default: the first, or the one of the run's profile):", "",
+                _md_table(["method", "default for", "needs", "writes", "about"], _method_rows(spec)), ""]
     if spec.reference:
         out += [f"Reference: {spec.reference}", ""]
     out += ["Inputs (`services.<id>.inputs`):", "",
@@ -94,8 +123,10 @@ def _service_sections(spec: Any, level: str = "###") -> list[str]:
                        for i in spec.inputs]), ""]
     if spec.parameters:
         out += ["Parameters (`services.<id>.params`):", "",
-                _md_table(["id", "default", "units", "source", "confidence", "about"],
-                          [[f"`{p.id}`", p.default, p.units, p.source or "", p.confidence or "", p.about]
+                _md_table(["id", "type", "allowed", "default", "by profile", "units", "source", "confidence", "about"],
+                          [[f"`{p.id}`", p.type, _allowed(p), p.default,
+                            ", ".join(f"{k}: {v}" for k, v in p.by_profile.items()), p.units, p.source or "",
+                            p.confidence or "", p.about]
                            for p in spec.parameters]), ""]
     out += ["Outputs:", "",
             _md_table(["id", "file", "units", "per", "kind", "product", "about"],

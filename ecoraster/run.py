@@ -214,7 +214,7 @@ def run_service(plan: RunPlan, service_id: str, staging: Path, progress: Progres
     log.info("service %s: computing on %r", service_id, plan.grid)
     ctx = _context(plan, service_id, staging / service_id, progress)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    res = get_service(service_id).compute(ctx)
+    res = ctx.checked(get_service(service_id).compute(ctx))  # every service: declared outputs written, no others
     (ctx.out_dir / "result.json").write_text(json.dumps(res.to_dict(), ensure_ascii=False, indent=2),
                                              encoding="utf-8")
     return res

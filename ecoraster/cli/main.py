@@ -87,7 +87,7 @@ def list_services(as_json: bool = typer.Option(False, "--json", help="print JSON
     specs = all_specs()
     if as_json:
         typer.echo(json.dumps([{"id": s.id, "name": s.name, "name_zh": s.name_zh, "category": s.category,
-                                "methods": list(s.methods)} for s in specs], ensure_ascii=False))
+                                "methods": list(s.method_ids)} for s in specs], ensure_ascii=False))
         return
     for s in specs:
         typer.echo(f"{s.id:24s} {s.name_zh}  {s.name}  [{s.category}]")
@@ -106,6 +106,7 @@ def getspec(
 ) -> None:
     """Show a service's declared inputs, parameters and outputs (or the reference documents)."""
     from ..registry import get_spec
+    from ..services._constants import described_spec
 
     if markdown or glossary or methods:
         from .. import reference
@@ -117,7 +118,7 @@ def getspec(
     if service is None:
         _fail(EcorasterError("give a service id (eco list), or --markdown / --glossary / --methods"), as_json)
     try:
-        spec = get_spec(service)
+        spec = described_spec(get_spec(service))
     except EcorasterError as exc:
         _fail(exc, as_json)
     if as_json:
