@@ -37,7 +37,7 @@ def main() -> None:
 
     from ecoraster.allocation import allocate, read_statistics
     from ecoraster.io.raster import RasterOutput, write_rasters
-    from ecoraster.run import load_plan
+    from ecoraster.config import load_plan
     from ecoraster.spec import OutputRecord, ServiceResult
     from ecoraster.accounting.valuation import value_results
 

@@ -56,3 +56,18 @@ def config_path(*parts: str, must_exist: bool = True) -> Path:
         searched = " or ".join(str(d / rel) for d in config_dirs())
         raise MissingFileError(searched, field=f"reference table {rel}; ${CONFIG_DIR_ENV} adds a folder")
     return _SHIPPED / rel
+
+
+def reference_files(*folders: str) -> dict[str, Path]:
+    """Every reference table under ``folders`` (e.g. ``"parameters"``), as the run would find it:
+    ``{"parameters/casa_emax.csv": path}``, an organisation's copy winning over the shipped one."""
+    found: dict[str, Path] = {}
+    for base in config_dirs():
+        for folder in folders:
+            root = base / folder
+            if not root.is_dir():
+                continue
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    found.setdefault(path.relative_to(base).as_posix(), path)
+    return dict(sorted(found.items()))

@@ -1,6 +1,6 @@
 """Products of a run: the catalogue (目录清单), parcel / township / wetland GEP tables, STAC.
 
-Stage hook of a run (see ``ecoraster.run``): :func:`build_products` receives the service
+Stage hook of a run (see ``ecoraster.pipeline.stages``): :func:`build_products` receives the service
 results and the zonal tables and writes, under ``out_dir/products/``:
 
 - ``<zone set>.parquet`` (GeoParquet 1.x with the bbox covering column, geometry in the grid
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,8 @@ def _zone_set_balance(csv_path: Path) -> dict[str, Any]:
 
 
 def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[str, Path],
-                   out_dir: Path, *, field_names: str | None = None, stac: bool = True) -> dict[str, Path]:
+                   out_dir: Path, *, field_names: str | None = None, stac: bool = True,
+                   layout: Callable[[Path], Path] | None = None) -> dict[str, Path]:
     """Write the run's products under ``out_dir``; return them by name.
 
     Parameters
@@ -228,13 +230,13 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         ``field_names``, else ``en``.
     stac : bool
         Also write ``stac/catalog.json``.
+    layout : callable, optional
+        Where a file sits relative to ``out_dir`` once the run is committed (for STAC links).
     """
-    from ..prices import load_setup
-
     out_dir = Path(out_dir)
     folder = out_dir / "products"
     folder.mkdir(parents=True, exist_ok=True)
-    setup = load_setup(plan)
+    setup = plan.require_valuation()
     profile = setup.profile
     cols, notes = product_columns(results)
     cfg = plan.config
@@ -318,5 +320,5 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
     if stac:
         from .stac import write_stac
 
-        written["stac"] = write_stac(plan, results, written, out_dir)
+        written["stac"] = write_stac(plan, results, written, out_dir, layout)
     return written

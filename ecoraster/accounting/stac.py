@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +45,7 @@ def _footprint(grid) -> tuple[list[float], dict[str, Any]]:
     return [west, south, east, north], geom
 
 
-def _add_cog_asset(item, key: str, path: Path, rec, checksum: str) -> None:
+def _add_cog_asset(item, key: str, path: Path, rec, checksum: str, href: Path) -> None:
     import pystac
     from pystac.extensions.file import FileExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
@@ -52,7 +53,7 @@ def _add_cog_asset(item, key: str, path: Path, rec, checksum: str) -> None:
     with rasterio.open(path) as src:
         dtype = src.dtypes[0]
         tags = src.tags()
-    asset = pystac.Asset(href=str(path), media_type=MEDIA[".tif"], roles=["data"],
+    asset = pystac.Asset(href=str(href), media_type=MEDIA[".tif"], roles=["data"],
                          title=f"{rec.id} [{rec.units}]",
                          extra_fields={"ecoraster:kind": rec.kind, "ecoraster:per": rec.per,
                                        **({"ecoraster:product": rec.product} if rec.product else {}),
@@ -64,8 +65,12 @@ def _add_cog_asset(item, key: str, path: Path, rec, checksum: str) -> None:
     FileExtension.ext(asset, add_if_missing=True).checksum = checksum
 
 
-def write_stac(plan, results: dict[str, ServiceResult], products: dict[str, Path], out_dir: Path) -> Path:
-    """Write ``out_dir/stac/catalog.json`` and its collections and items; return its path."""
+def write_stac(plan, results: dict[str, ServiceResult], products: dict[str, Path], out_dir: Path,
+               layout: Callable[[Path], Path] | None = None) -> Path:
+    """Write ``out_dir/stac/catalog.json`` and its collections and items; return its path.
+
+    ``layout`` maps a file to where it sits relative to ``out_dir`` once the run is committed
+    (a staged run links files already in the workspace); asset links are relative to that."""
     import pystac
     from pystac.extensions.projection import ProjectionExtension
 
@@ -99,7 +104,7 @@ def write_stac(plan, results: dict[str, ServiceResult], products: dict[str, Path
                  for p in [*(rec.path for res in results.values() for rec in res.outputs.values()
                              if Path(rec.path).suffix == ".tif"), *files.values()]}
     try:
-        _add_items(catalog, new_item, extent, cfg, results, files, checksums)
+        _add_items(catalog, new_item, extent, cfg, results, files, checksums, layout or (lambda p: p))
     finally:
         hashing.shutdown(wait=True, cancel_futures=True)
     root = Path(out_dir) / "stac"
@@ -109,7 +114,7 @@ def write_stac(plan, results: dict[str, ServiceResult], products: dict[str, Path
     return root / "catalog.json"
 
 
-def _add_items(catalog, new_item, extent, cfg, results, files, checksums) -> None:
+def _add_items(catalog, new_item, extent, cfg, results, files, checksums, layout) -> None:
     """One collection + item per service (its COGs) and one for the product tables."""
     import pystac
     from pystac.extensions.file import FileExtension
@@ -122,7 +127,7 @@ def _add_items(catalog, new_item, extent, cfg, results, files, checksums) -> Non
                                  license="other")
         item = new_item(f"{sid}-{cfg.region}-{cfg.year}", {"ecoraster:service": sid})
         for oid, rec in cogs.items():
-            _add_cog_asset(item, oid, Path(rec.path), rec, checksums[str(rec.path)].result())
+            _add_cog_asset(item, oid, Path(rec.path), rec, checksums[str(rec.path)].result(), layout(Path(rec.path)))
         coll.add_item(item)
         catalog.add_child(coll)
 
@@ -133,7 +138,7 @@ def _add_items(catalog, new_item, extent, cfg, results, files, checksums) -> Non
         for key, p in files.items():
             p = Path(p)
             role = "data" if p.suffix in (".parquet", ".gpkg") else "metadata"
-            asset = pystac.Asset(href=str(p), media_type=MEDIA[p.suffix], roles=[role], title=p.name)
+            asset = pystac.Asset(href=str(layout(p)), media_type=MEDIA[p.suffix], roles=[role], title=p.name)
             item.add_asset(key, asset)
             FileExtension.ext(asset, add_if_missing=True).checksum = checksums[str(p)].result()
         coll.add_item(item)

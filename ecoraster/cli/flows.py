@@ -5,8 +5,9 @@
     eco flow new-imagery configs/wuhan_2013.yaml -w outputs/wuhan_2013 --folder incoming --pattern '*.tif=wuhan_lulc_2013'
     eco flow serve --config configs/wuhan_2013.yaml --workspace outputs/wuhan_2013
 
-``--no-prefect`` runs the same steps in this process without a Prefect server.
-Prefect is imported only inside these commands (after the offline settings).
+Both ways run the one runner (:func:`ecoraster.pipeline.run`): ``--no-prefect`` in this
+process, otherwise through the Prefect flows of ``flows/``, imported only inside these
+commands (after the offline settings); the library itself never imports ``flows``.
 """
 
 from __future__ import annotations
@@ -63,15 +64,16 @@ def annual(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log what happens"),
 ) -> None:
     """The annual GEP run: services → valuation → zones → products → manifest (cached steps reused)."""
-    _settings(verbose)
     try:
         if no_prefect:
-            from flows import steps
-            from flows.annual import resolve_run
+            from ..pipeline import run
+            from ..pipeline.runner import resolve_run
 
             cfg, ws = resolve_run(region, year, str(config) if config else None, str(workspace) if workspace else None)
-            summary = steps.run_incremental(cfg, ws, services=service or None, force=force)
+            result = run(cfg, ws, services=service or None, cache=not force)
+            summary = {**result.summary(), "outcomes": [o.summary() for o in result.outcomes]}
         else:
+            _settings(verbose)
             from flows.annual import annual_gep
 
             summary = annual_gep(region=region, year=year, config=str(config) if config else None,
@@ -96,18 +98,21 @@ def new_imagery(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log what happens"),
 ) -> None:
     """Ingest a new scene (or scan a folder) and recompute only what depends on it."""
-    _settings(verbose)
     patterns = dict(p.split("=", 1) for p in pattern or [])
     if not ((scene and dataset) or (folder and patterns)):
         _fail(EcorasterError("give --scene and --dataset, or --folder and --pattern GLOB=DATASET"), as_json)
     try:
         if no_prefect:
-            from flows import steps
+            from ..pipeline import incremental
 
             wanted = ([{"scene": str(scene), "dataset": dataset}] if scene
-                      else steps.scan_folder(folder, patterns, workspace))
-            summary = steps.update_incremental(config, workspace, wanted) if wanted else {"scenes": []}
+                      else incremental.scan_folder(folder, patterns, workspace))
+            summary: dict = {"scenes": []}
+            if wanted:
+                result, facts, deps = incremental.update(config, workspace, wanted)
+                summary = {**result.summary(), "scenes": facts, "dependents": deps}
         else:
+            _settings(verbose)
             from flows.new_imagery import on_new_imagery
 
             summary = on_new_imagery(str(config), str(workspace), scene=str(scene) if scene else None,

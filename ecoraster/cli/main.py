@@ -144,7 +144,7 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Check a run config and its inputs; print every problem; exit 1 if any."""
-    from ..run import validate_run
+    from ..pipeline import validate_run
 
     issues = validate_run(config, service or None)
     if as_json:
@@ -170,14 +170,16 @@ def run(
     sensitivity: bool = typer.Option(False, "--sensitivity",
                                      help="also write products/sensitivity.csv (low / central / high per "
                                           "product and zone; same as `eco sensitivity WORKSPACE`)"),
+    force: bool = typer.Option(False, "--force", help="recompute every step (default: reuse unchanged ones)"),
 ) -> None:
-    """Run a config: validate, compute services, aggregate to zones, write the manifest."""
-    from ..run import execute_run
+    """Run a config: validate, compute services, value, aggregate to zones, write the products and
+    the manifest. Steps whose inputs, tables, prices and code are unchanged are reused."""
+    from ..pipeline import run as run_pipeline
 
     _setup_logging(verbose)
     try:
         with _progress_bar(not quiet and not as_json) as progress:
-            result = execute_run(config, workspace, services=service or None, progress=progress)
+            result = run_pipeline(config, workspace, services=service or None, progress=progress, cache=not force)
         if sensitivity and (result.workspace / "products" / "catalogue.parquet").is_file():
             from ..accounting.sensitivity import run_sensitivity
 
@@ -186,7 +188,8 @@ def run(
         _fail(exc, as_json)
     if as_json:
         typer.echo(json.dumps({"ok": True, "workspace": str(result.workspace),
-                               "manifest": str(result.manifest_path),
+                               "manifest": str(result.manifest_path), "changed": result.changed,
+                               "computed": result.computed, "cached": result.cached,
                                "services": {k: v.to_dict() for k, v in result.services.items()},
                                "zonal_tables": {k: str(v) for k, v in result.zonal_tables.items()}},
                               ensure_ascii=False))
@@ -213,7 +216,8 @@ def _print_summary(result, max_rows: int = 15) -> None:
         with pd.option_context("display.width", 160, "display.max_columns", 12,
                                "display.float_format", "{:,.1f}".format):
             typer.echo(table.head(max_rows).to_string(index=False))
-    typer.echo(f"\nmanifest: {result.manifest_path}")
+    typer.echo(f"\nmanifest: {result.manifest_path} ({'updated' if result.changed else 'unchanged'}; "
+               f"computed: {', '.join(result.computed) or '-'})")
 
 
 @app.command("zonal")

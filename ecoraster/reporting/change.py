@@ -86,7 +86,7 @@ def counterfactual_config(later, earlier_landcover: str):
 def run_counterfactual(earlier: RunWorkspace, later: RunWorkspace, workspace: str | os.PathLike, *,
                        progress=None) -> RunWorkspace:
     """Run the library on the later run's config with the earlier run's land cover; return C."""
-    from ..run import execute_run
+    from ..pipeline import run as execute_run
 
     cfg = counterfactual_config(wio.run_config(later), main_landcover(earlier.config))
     execute_run(cfg, workspace, progress=progress)

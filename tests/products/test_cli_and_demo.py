@@ -10,7 +10,8 @@ from shapely.geometry import Point
 from typer.testing import CliRunner
 
 from ecoraster.cli import app
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 
 from ..conftest import REPO
 from .conftest import setup_run
@@ -19,7 +20,7 @@ runner = CliRunner()
 
 
 def test_catalogue_and_gep_table_commands(tmp_zh, raster_writer, fake_service):
-    execute_run(setup_run(tmp_zh, raster_writer), tmp_zh / "ws")
+    pipeline.run(setup_run(tmp_zh, raster_writer), tmp_zh / "ws")
     res = runner.invoke(app, ["catalogue", "-w", str(tmp_zh / "ws"), "--zone-set", "region", "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)

@@ -16,8 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import ecoraster
-
-from ecoraster.run import execute_run
+from ecoraster import pipeline
 
 from .conftest import setup_run
 
@@ -31,7 +30,7 @@ AREA_HA = {"A": 18 * 0.09, "B": 9 * 0.09, "C": 9 * 0.09 - 0.0225, "E": 0.0225}  
 @pytest.fixture
 def run(tmp_zh, raster_writer, fake_service):
     cfg = setup_run(tmp_zh, raster_writer)
-    return execute_run(cfg, tmp_zh / "ws"), tmp_zh / "ws"
+    return pipeline.run(cfg, tmp_zh / "ws"), tmp_zh / "ws"
 
 
 def test_parcel_table_by_hand(run):

@@ -16,7 +16,7 @@ import pytest
 from shapely.geometry import box
 
 from ecoraster.standards import load_products, load_profile
-from ecoraster.run import execute_run
+from ecoraster.pipeline import run as execute_run
 from ecoraster.prices import CPI, PriceTable, rebase
 
 from ..conftest import REPO, TEST_CRS, TEST_ORIGIN

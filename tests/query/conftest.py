@@ -26,7 +26,7 @@ import rasterio
 from shapely.geometry import box
 
 from ecoraster.query.synthetic import write_parcel_table
-from ecoraster.run import execute_run
+from ecoraster import pipeline
 
 from ..conftest import TEST_CRS, TEST_ORIGIN, write_raster
 from ..test_carbon_storage import _setup
@@ -58,7 +58,7 @@ def _build(root: Path) -> Path:
     lulc[11, 0] = 255
     cfg = _setup(root, write_raster, lulc)
     ws = root / "ws"
-    execute_run(cfg, ws)
+    pipeline.run(cfg, ws)
     manifest = json.loads((ws / "run.json").read_text(encoding="utf-8"))
     out = manifest["results"]["carbon_storage"]["outputs"]["c_storage_bas"]
     out["product"] = "carbon_storage"

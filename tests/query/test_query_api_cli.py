@@ -162,12 +162,12 @@ def test_run_without_values_or_parcels_is_served_with_clear_answers(tmp_zh, rast
     from fastapi.testclient import TestClient
 
     from ecoraster.api.app import create_app
-    from ecoraster.run import execute_run
+    from ecoraster import pipeline
 
     from ..test_carbon_storage import _setup
 
     ws = tmp_zh / "ws"
-    execute_run(_setup(tmp_zh, raster_writer, np.ones((4, 4), np.uint8)), ws)
+    pipeline.run(_setup(tmp_zh, raster_writer, np.ones((4, 4), np.uint8)), ws)
     client = TestClient(create_app(ws))
     info = client.get("/api/info").json()
     assert info["parcels"] == 0 and info["can_value_sites"] is False and info["products"] == []

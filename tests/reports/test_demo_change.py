@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ecoraster.cli import app
-from ecoraster.run import execute_run
+from ecoraster.pipeline import run as execute_run
 
 from .conftest import cpi_factor
 

@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from ecoraster.run import execute_run
+from ecoraster.pipeline import run as execute_run
 from ecoraster.services.carbon_sequestration import ndvi_bounds
 from ecoraster.services.water_conservation import SPEC as WATER_SPEC
 

@@ -19,7 +19,7 @@ from ecoraster import registry
 from ecoraster.cli import app
 from ecoraster.context import ServiceContext
 from ecoraster.errors import ServiceError
-from ecoraster.run import load_plan, validate_run
+from ecoraster.pipeline import load_plan, validate_run
 from ecoraster.services import _constants
 from ecoraster.services import carbon_storage
 from ecoraster.spec import (InputSpec, MethodSpec, OutputRecord, OutputSpec, ParameterSpec, ServiceResult,

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ecoraster.cache import CacheStore, file_fingerprint, make_key
+from ecoraster.pipeline.cache import CacheStore, file_fingerprint, make_key
 
 
 def test_fingerprint_sees_head_tail_size_and_mtime(tmp_zh):
