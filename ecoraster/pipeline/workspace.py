@@ -138,7 +138,12 @@ class Workspace:
 
     @staticmethod
     def discard(staging: str | os.PathLike) -> None:
-        """Remove a staging folder (a failed or empty run)."""
+        """Remove a staging folder (a failed or empty run) — unless a commit from it was under
+        way when the run stopped: the next writer finishes that commit (:meth:`recover`)."""
+        marker = Path(staging).parent / COMMIT_MARKER
+        with contextlib.suppress(OSError):
+            if marker.read_text(encoding="utf-8").strip() == Path(staging).name:
+                return
         shutil.rmtree(staging, ignore_errors=True)
 
     def commit(self, staging: Path) -> list[Path]:
