@@ -33,10 +33,13 @@ def _fail(exc: Exception, as_json: bool) -> None:
             payload["issues"] = [i.to_dict() for i in exc.issues]
         typer.echo(json.dumps(payload, ensure_ascii=False))
     else:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        if isinstance(exc, ValidationFailed):
+        if isinstance(exc, ValidationFailed) and len(exc.issues) > 1:  # one line per problem, listed once
+            typer.secho(f"error: {len(exc.issues)} problem(s):", fg=typer.colors.RED, err=True)
             for issue in exc.issues:
                 typer.echo(f"  - {issue}", err=True)
+        else:
+            typer.secho(f"error: {exc.issues[0] if isinstance(exc, ValidationFailed) else exc}",
+                        fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 
 

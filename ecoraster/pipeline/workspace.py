@@ -14,6 +14,7 @@ Layout (the run contract; readers such as :mod:`ecoraster.query` rely on it)::
     <workspace>/.cache/                        records of completed steps (:mod:`.cache`)
     <workspace>/.staging-<time>-<pid>-<n>/     a run in progress (same tree, moved into place)
     <workspace>/.flow.lock                     held while a run writes
+    <workspace>/.commit-in-progress            names the staging folder being moved into place
 
 Every stage writes into the staging folder only; :meth:`Workspace.commit` moves the files
 into place (each move atomic on one filesystem), the manifest last. A JSON file written in

@@ -83,6 +83,7 @@ def test_bad_input_refused_before_work(mini, tmp_path, case):
     before = tree_digest(existing)
     res = runner.invoke(app, ["run", str(cfg), "-w", str(existing), "-q"])
     assert res.exit_code == 1 and expected in res.output and "Traceback" not in res.output
+    assert res.output.startswith("error: ") and len(res.output.strip().splitlines()) == 1  # one line
     assert tree_digest(existing) == before
     assert not any(p.name.startswith(".staging") for p in existing.iterdir())
 
