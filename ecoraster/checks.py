@@ -272,9 +272,10 @@ def check_table(ctx: ServiceContext, input_id: str) -> list[str]:
         bad = ~np.isnan(arr) & ~((arr >= lo) & (arr <= hi))  # empty cells are the service's business
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            problems.append(f"{uri}: row {i + 1}, column {col!r} = {arr[i]!r} is outside [{lo:g}, {hi:g}] "
-                            f"{col_units}" if np.isfinite(arr[i]) else
-                            f"{uri}: row {i + 1}, column {col!r} = {arr[i]!r} is not a finite number")
+            v = float(arr[i])
+            where = f"{uri}: data row {i + 1}, column {col!r} = {v!r}"
+            problems.append(f"{where} is outside [{lo:g}, {hi:g}] {col_units}" if math.isfinite(v)
+                            else f"{where} is not a finite number")
     return problems
 
 

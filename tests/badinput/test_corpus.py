@@ -183,3 +183,19 @@ def test_parcels_named_parcel_id_without_zh_field_names(mini, tmp_path):
     assert table.columns[0] == "parcel_id" and sorted(table["parcel_id"]) == ["a", "b"]
     # each zone is half the grid: 50 px × 250.776 m³
     assert table["water_conservation_qty"].tolist() == pytest.approx([50 * 250.776] * 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("bad,expected", [
+    ("-100", "data row 2, column 'C_soil' = -100.0 is outside [0, 5000] Mg C/ha"),
+    ("inf", "data row 2, column 'C_soil' = inf is not a finite number"),
+])
+def test_carbon_pool_table_negative_or_infinite(tmp_path, bad, expected):
+    """A negative or infinite carbon density gave a negative or infinite stock (exit 0)."""
+    from ecoraster.pipeline import validate_run
+
+    from ..test_carbon_storage import _setup
+
+    pools = f"lucode,C_above,C_below,C_soil,C_dead\n1,1,2,3,4\n2,1,2,{bad},4\n"
+    cfg = _setup(tmp_path, write_raster, np.ones((4, 4), np.uint8), pools=pools)
+    messages = [str(i) for i in validate_run(cfg)]
+    assert any(expected in m and "pools.csv" in m for m in messages), messages
