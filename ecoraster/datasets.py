@@ -224,6 +224,8 @@ def _load_one(path: Path) -> Catalog:
     if "datasets" not in raw:
         raise CatalogError(f"{path}: expected a mapping with a 'datasets' key")
     defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict) or not isinstance(raw.get("datasets") or {}, dict):
+        raise CatalogError(f"{path}: `defaults` and `datasets` must be mappings (id: entry)")
     base = path.resolve().parent
     entries: dict[str, DatasetEntry] = {}
     for ds_id, body in (raw.get("datasets") or {}).items():
@@ -248,5 +250,8 @@ def _load_one(path: Path) -> Catalog:
             raise CatalogError(
                 f"{path}: datasets.{ds_id}.{field} = {shown!r}: {err['msg']}"
             ) from None
-    return Catalog(version=int(raw.get("version", 1)), defaults=defaults, datasets=entries,
+    version = raw.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CatalogError(f"{path}: version = {version!r}: expected an integer")
+    return Catalog(version=version, defaults=defaults, datasets=entries,
                    source_path=str(path))
