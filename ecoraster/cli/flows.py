@@ -131,7 +131,7 @@ def new_imagery(
 
 @flow_app.command("new-monitoring")
 def new_monitoring(
-    config: Path,
+    config: Path = typer.Argument(..., help="run config the workspace was made with"),
     workspace: Path = typer.Option(..., "--workspace", "-w", help="workspace of an earlier run"),
     stations: Path = typer.Option(..., "--stations", help="station table: CNEMC .txt, or CSV / XLSX "
                                                           "(national stations, micro-stations, city series)"),
@@ -201,7 +201,7 @@ def serve(
 @flow_app.command("worker")
 def worker(
     pool: str = typer.Option("gep-process", "--pool", help="work pool (type process)"),
-    name: Optional[str] = typer.Option(None, "--name"),
+    name: Optional[str] = typer.Option(None, "--name", help="worker name shown in the Prefect UI (default: Prefect's)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="flow runs at a time"),
 ) -> None:
     """A worker of a Process work pool (PREFECT_API_URL) that stops on the first SIGTERM."""

@@ -45,7 +45,8 @@ def test_missing_watch_folder_fails_the_run(tmp_zh, monkeypatch):
         state.result()
     state = new_imagery.on_new_imagery(str(cfg), str(tmp_zh / "ws"), folder=str(tmp_zh), patterns={},
                                        return_state=True)
-    assert state.is_failed() and "no patterns" in state.message
+    # a folder without patterns and without a dataset: nothing says what to take from it
+    assert state.is_failed() and "--pattern" in state.message
 
 
 def test_new_imagery_workspace_defaults_like_the_annual_run(tmp_zh, monkeypatch):
