@@ -276,10 +276,12 @@ def _watershed_mask(ctx: ServiceContext) -> np.ndarray:
                      out_shape=ctx.grid.shape, transform=ctx.grid.transform, fill=0, dtype="uint8")
 
 
-def route(dem: np.ndarray, work: Path, *, streams: bool, threshold: float, trace: float):
+def route(holder: list, work: Path, *, streams: bool, threshold: float, trace: float):
     """Fill, spill the filled DEM to ``work/dem_filled.npy``, MFD directions, accumulation,
-    streams. ``dem`` (float32, NaN = nodata) is consumed. Returns (acc float64, stream uint8 or
-    None, path of the filled DEM, pixels raised by filling)."""
+    streams. ``holder`` is a one-item list with the DEM (float32, NaN = nodata), emptied here so
+    the DEM is freed before the accumulation (4 bytes per pixel less at the peak). Returns
+    (acc float64, stream uint8 or None, path of the filled DEM, pixels raised by filling)."""
+    dem = holder.pop()
     raised = hyd.fill_depressions(dem)
     dem_path = work / "dem_filled.npy"
     np.save(dem_path, dem)
@@ -351,15 +353,14 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         eco_x = ctx.raster("ecosystem", dtype="int64")
         cls_in, eco_nd = eco_x.data, int(eco_x.attrs["nodata"])
         valid = ~da.isnan(dem) & (cls_in != eco_nd)
-    dem_np = da.where(valid, dem, np.float32(np.nan)).astype(np.float32).compute()
+    holder = [da.where(valid, dem, np.float32(np.nan)).astype(np.float32).compute()]
     if ctx.has("watersheds"):
-        dem_np[_watershed_mask(ctx) == 0] = np.nan
+        holder[0][_watershed_mask(ctx) == 0] = np.nan
     work = Path(tempfile.mkdtemp(prefix="soil_routing_", dir=ctx.out_dir))
     try:
         acc, stream, dem_path, raised = route(
-            dem_np, work, streams=invest, threshold=ctx.param("threshold_flow_accumulation"),
+            holder, work, streams=invest, threshold=ctx.param("threshold_flow_accumulation"),
             trace=ctx.param("stream_trace_proportion"))
-        del dem_np
         notes.append(f"pit filling raised {raised:,} pixels to their spill height")
         if invest:
             arrays, meta = _invest_arrays(ctx, acc, stream, dem_path, cell, areas_ha, codes, cp,
