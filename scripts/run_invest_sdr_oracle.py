@@ -6,7 +6,7 @@ Run with the InVEST venv (``bash ../shared/tools/install-invest.sh .invest-venv`
     .invest-venv/bin/python scripts/run_invest_sdr_oracle.py [--bench]
 
 Writes ``tests/services/data/soil_retention/<set>_invest.npz`` (avoided_erosion float32 with
-NaN for nodata, stream uint8, rkls float32; InVEST version and arguments in ``meta``).
+NaN for nodata, stream uint8 with 255 for nodata; InVEST version and arguments in ``meta``).
 With ``--bench DIR``, runs SDR on DIR's five files only and prints the wall time.
 """
 
@@ -90,10 +90,10 @@ def main() -> None:
         np.savez_compressed(
             OUT / f"{name}_invest.npz",
             avoided_erosion=read(find(ws, "avoided_erosion.tif")),
-            rkls=read(find(ws, "rkls.tif")),
-            stream=read(find(ws, "stream.tif")).astype(np.float32),
+            stream=np.nan_to_num(read(find(ws, "stream.tif")), nan=255).astype(np.uint8),
             meta=json.dumps({"invest": natcap.invest.__version__,
-                             "args": {k: v for k, v in args.items() if not k.endswith("_dir")}}))
+                             "args": {k: (str(Path(v).relative_to(REPO)) if k.endswith("_path") else v)
+                                      for k, v in args.items() if not k.endswith("_dir")}}))
         print(name, "done", ws)
         shutil.rmtree(ws, ignore_errors=True)
 
