@@ -237,3 +237,54 @@ def test_invest_example_matches_invest_sdr(tmp_zh, place, folder):
     assert d["median"] <= 0.01, d
     assert d["p95"] <= 0.10, d
     assert abs(d["total"]) <= 0.02, d
+
+
+# ------------------------------------------------------------------------------------------
+# phase 2: windbreak and sand fixation (RWEQ), coastal protection
+# ------------------------------------------------------------------------------------------
+
+def test_rweq_by_hand():
+    from ecoraster.kernels import wind
+
+    # X = 1, z = 50 m: Q_max = 109.8, S = 150.71, SL = 2·50/150.71²·109.8·exp(−(50/150.71)²) = 0.433029 kg/m²
+    assert wind.soil_loss(1.0, 50.0) == pytest.approx(0.433029, rel=1e-5)
+    # cover 50 %: C = exp(−0.0438·50) = 0.111917 → SL_a = 0.0104206; fixation 0.422608 kg/m²
+    pot, act = np.empty((1, 1)), np.empty((1, 1))
+    one = np.ones((1, 1))
+    wind.sand_fixation(one, one, one, one, np.full((1, 1), 50.0), 50.0, pot, act)
+    assert pot[0, 0] - act[0, 0] == pytest.approx(0.422608, rel=1e-5)
+    # EF (60/25/15 %, OM 1 %, CaCO₃ 1 %) = (29.09 + 18.6 + 4.25 + 1.32 − 2.59 − 0.95)/100 = 0.4972
+    assert float(wind.erodible_fraction(60, 25, 15, 1, 1)) == pytest.approx(0.4972)
+    # SCF = 1/(1 + 0.0066·225 + 0.021) = 0.399042; K' without ridges, Crr 1 cm = exp(−0.127) = 0.880734
+    assert float(wind.crust_factor(15, 1)) == pytest.approx(0.399042, rel=1e-5)
+    assert float(wind.roughness_factor(0, 100, 1)) == pytest.approx(0.880734, rel=1e-5)
+
+
+def test_sand_fixation_run_by_hand(tmp_zh, raster_writer):
+    # WF chosen so that X = WF·EF·SCF·K' = 1: WF = 1/(0.4972·0.399042·0.880734) = 5.72236 kg/m;
+    # NDVI 0.455 → SC = (0.455 − 0.05)/(0.86 − 0.05) = 50 % → 0.422608 kg/m² × 900 m² / 1000 = 0.380347 t
+    wf = 1 / (0.4972 * 0.39904229848 * 0.880733672597)
+    files = {"wf": raster_writer(tmp_zh / "wf.tif", np.full((3, 4), wf, np.float32), nodata=-1.0),
+             "ndvi": raster_writer(tmp_zh / "ndvi.tif", np.full((3, 4), 0.455, np.float32), nodata=-9.0)}
+    datasets = {k: {"kind": "raster", "uri": p.name} for k, p in files.items()}
+    cfg = write_run(tmp_zh, "sand_fixation", datasets, {"weather_factor": "wf", "ndvi": "ndvi"}, grid_like="wf")
+    res = execute_run(cfg, tmp_zh / "ws").services["sand_fixation"]
+    assert res.totals["sand_fixation_t_total"][0] == pytest.approx(12 * 0.380347, rel=1e-4)
+
+
+def test_coastal_protection_synthetic_coast():
+    from affine import Affine
+    from shapely.geometry import LineString, box
+
+    from ecoraster.services.coastal_protection import length_per_pixel, protected_coast
+
+    # coast along y = 0 from x = 0 to 10 km; marsh A 3 km long and 600 m wide (x 2000..5000), marsh B 80 m wide
+    # (x 6000..7000, narrower than the 100 m belt → does not count). snap 1 m: protected = 1999..5001 = 3002 m
+    coast = LineString([(0, 0), (10_000, 0)])
+    marsh = box(2000, -600, 5000, 0).union(box(6000, -80, 7000, 0))
+    prot = protected_coast(coast, marsh, 100.0, 1.0)
+    assert prot.length == pytest.approx(3002.0, abs=1e-6)
+    # on a 100 m grid over x 0..10 km, y −50..50: 3002 m spread over 32 pixels of row 0, total kept
+    km = length_per_pixel(prot, Affine(100, 0, 0, 0, -100, 50), (1, 100))
+    assert km.sum() == pytest.approx(3002.0, abs=1e-6)
+    assert km[0, 25] == pytest.approx(100.0) and km[0, 19] == pytest.approx(1.0) and km[0, 50] == pytest.approx(1.0)
