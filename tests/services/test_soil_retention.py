@@ -288,3 +288,32 @@ def test_coastal_protection_synthetic_coast():
     km = length_per_pixel(prot, Affine(100, 0, 0, 0, -100, 50), (1, 100))
     assert km.sum() == pytest.approx(3002.0, abs=1e-6)
     assert km[0, 25] == pytest.approx(100.0) and km[0, 19] == pytest.approx(1.0) and km[0, 50] == pytest.approx(1.0)
+
+
+def test_wuhan_soil_k_table():
+    # all 31 Wuhan soil units link to HWSD v2.0; loam units (TEXTURE_USDA 9) get the EPIC K of 41/40/19 % and
+    # 1 % OC worked out above (0.0388304); water bodies (WR, 11927) get 0
+    from ecoraster.services.soil_retention import read_k_table
+
+    codes, k = read_k_table(str(REPO / "configs/parameters/soil_k_wuhan_hwsd.csv"))
+    assert codes.size == 31
+    kk = dict(zip(codes.tolist(), k.tolist()))
+    assert kk[11495] == pytest.approx(0.0388304, rel=1e-5)
+    assert kk[11927] == 0.0
+
+
+def test_invest_sdr_validation_names_missing_codes(tmp_zh, raster_writer):
+    # land-cover code 9 has no row in the biophysical table: one error naming both files and the code
+    dem = raster_writer(tmp_zh / "dem.tif", np.arange(20, dtype=np.float32).reshape(4, 5), nodata=-9999.0)
+    lulc = raster_writer(tmp_zh / "lulc.tif", np.array([[1] * 5, [1] * 5, [9] * 5, [1] * 5], np.uint8), nodata=255)
+    r = raster_writer(tmp_zh / "r.tif", np.full((4, 5), 5000, np.float32), nodata=-1.0)
+    (tmp_zh / "bio.csv").write_text("lucode,usle_c,usle_p\n1,0.1,1\n", encoding="utf-8")
+    datasets = {"dem": {"kind": "raster", "uri": dem.name}, "lulc": {"kind": "raster", "uri": lulc.name},
+                "r": {"kind": "raster", "uri": r.name}, "bio": {"kind": "table", "uri": "bio.csv"}}
+    cfg = write_run(tmp_zh, "soil_retention", datasets, {"dem": "dem", "lulc": "lulc", "erosivity": "r",
+                                                         "erodibility": "r", "biophysical_table": "bio"},
+                    method="invest_sdr", grid_like="dem")
+    from ecoraster.run import validate_run
+
+    issues = [str(i) for i in validate_run(cfg)]
+    assert len(issues) == 1 and "9" in issues[0] and "bio.csv" in issues[0] and "lulc.tif" in issues[0], issues
