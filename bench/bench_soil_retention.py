@@ -102,10 +102,16 @@ def main() -> None:
     ap.add_argument("--invest", action="store_true", help="also run InVEST SDR on the same inputs")
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--inputs", help="reuse the inputs of a --keep run (a folder with dem.tif, lulc.tif, ...)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="生态核算_soil_bench_"))
     try:
-        p = make_inputs(work, args.size, args.res)
+        if args.inputs:
+            src = Path(args.inputs)
+            p = {n: src / f"{n}.tif" for n in ("dem", "lulc", "erosivity", "erodibility")}
+            p["biophysical"], p["watersheds"] = src / "biophysical_table.csv", src / "watersheds.shp"
+        else:
+            p = make_inputs(work, args.size, args.res)
         cfg = eco_config(work, p)
         rows = [{**timed(eco_cmd(cfg, work / "eco_ws"), "ecoraster soil_retention (invest_sdr)", env=eco_env()),
                  "model": "sdr"}]

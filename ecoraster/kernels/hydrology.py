@@ -344,9 +344,11 @@ def flow_dir_mfd(dem):
                     total += drop
             if total > 0.0:
                 out[r, c] = _pack(w, total)
-    # flats: pixels without a downhill neighbour
-    flat = np.zeros((rows, cols), dtype=np.uint8)  # 1 = searched, 2 = drain
-    dist = np.full((rows, cols), np.inf, dtype=np.float32)
+    # flats: pixels without a downhill neighbour. While a flat is routed, the distance of each of
+    # its non-drain pixels to the nearest drain is kept in ``out`` itself (float32 bits; those
+    # pixels have no direction yet), so no full-size distance array is needed.
+    flat = np.zeros((rows, cols), dtype=np.uint8)  # 1 = in a searched flat, 2 = drain of its flat
+    dist = out.view(np.float32)
     region = np.empty(1024, dtype=np.int64)
     drains = np.empty(1024, dtype=np.int64)
     nodata_drains = np.empty(1024, dtype=np.int64)
@@ -357,7 +359,6 @@ def flow_dir_mfd(dem):
                 continue
             z = dem[r0, c0]
             # 1. the flat region (8-connected pixels of height z) and its drains
-            n_region = 0
             n_drain = 0
             n_nodrain = 0
             region[0] = r0 * cols + c0
@@ -397,7 +398,8 @@ def flow_dir_mfd(dem):
                         nodata_drains = _grow_i64(nodata_drains, n_nodrain)
                     nodata_drains[n_nodrain] = p
                     n_nodrain += 1
-            # 2. drains: their own direction (downhill, else toward edge / nodata)
+            # 2. drains keep their own direction (downhill, else toward edge / nodata); the
+            #    other pixels of the flat start at an infinite distance
             use_nodata = n_drain == 0
             nd = n_nodrain if use_nodata else n_drain
             src = nodata_drains if use_nodata else drains
@@ -405,8 +407,14 @@ def flow_dir_mfd(dem):
                 queue = np.empty(2 * max(nd, n_region), dtype=np.int64)
             for j in range(nd):
                 p = src[j]
+                flat[p // cols, p % cols] = 2
+                queue[j] = p
+            for j in range(n_region):
+                p = region[j]
                 r, c = p // cols, p % cols
-                if use_nodata:
+                if flat[r, c] != 2:
+                    dist[r, c] = np.inf
+                elif use_nodata:
                     total = 0.0
                     for i in range(8):
                         wn[i] = 0.0
@@ -415,9 +423,6 @@ def flow_dir_mfd(dem):
                             wn[i] = SQRT2_INV if i & 1 else 1.0
                             total += wn[i]
                     out[r, c] = _pack(wn, total)
-                dist[r, c] = 0.0
-                flat[r, c] = 2
-                queue[j] = p
             # 3. distance to the nearest drain within the flat (label-correcting FIFO)
             head = 0
             tail = nd
@@ -425,10 +430,10 @@ def flow_dir_mfd(dem):
                 p = queue[head % queue.size]
                 head += 1
                 r, c = p // cols, p % cols
-                dp = dist[r, c]
+                dp = 0.0 if flat[r, c] == 2 else dist[r, c]
                 for i in range(8):
                     rn, cn = r + ROW_OFFSETS[i], c + COL_OFFSETS[i]
-                    if rn < 0 or rn >= rows or cn < 0 or cn >= cols or dem[rn, cn] != z:
+                    if rn < 0 or rn >= rows or cn < 0 or cn >= cols or dem[rn, cn] != z or flat[rn, cn] == 2:
                         continue
                     d = np.float32(dp + (SQRT2 if i & 1 else 1.0))
                     if dist[rn, cn] > d:
@@ -442,7 +447,9 @@ def flow_dir_mfd(dem):
                             queue = q2
                         queue[tail % queue.size] = rn * cols + cn
                         tail += 1
-            # 4. other flat pixels flow to same-height neighbours closer to a drain
+            # 4. other flat pixels flow to same-height neighbours closer to a drain (directions
+            #    computed for the whole flat first, then written over the distances)
+            newdir = np.zeros(n_region, dtype=np.uint32)
             for j in range(n_region):
                 p = region[j]
                 r, c = p // cols, p % cols
@@ -455,11 +462,16 @@ def flow_dir_mfd(dem):
                     rn, cn = r + ROW_OFFSETS[i], c + COL_OFFSETS[i]
                     if rn < 0 or rn >= rows or cn < 0 or cn >= cols or dem[rn, cn] != z:
                         continue
-                    if dist[rn, cn] < dp:
+                    dn = 0.0 if flat[rn, cn] == 2 else dist[rn, cn]
+                    if dn < dp:
                         w[i] = SQRT2_INV if i & 1 else 1.0
                         total += w[i]
                 if total > 0.0:
-                    out[r, c] = _pack(w, total)
+                    newdir[j] = _pack(w, total)
+            for j in range(n_region):
+                p = region[j]
+                if flat[p // cols, p % cols] != 2:
+                    out[p // cols, p % cols] = newdir[j]
     return out
 
 

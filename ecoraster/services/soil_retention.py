@@ -27,7 +27,7 @@ price: dredging of λ·Q/ρ plus N and P, ``configs/prices/mee2020.yaml``).
 
 Streaming: flow accumulation depends on whole catchments, so the routing runs on whole arrays
 in compact types (see :mod:`ecoraster.kernels.hydrology`), in an order that holds at most
-≈ 13 bytes per pixel: the masked DEM (float32) is filled, written to a scratch file and
+≈ 13 bytes per pixel (directions + accumulation + in-degree): the masked DEM (float32) is filled, written to a scratch file and
 dropped; directions (uint32) → accumulation (float64) → streams (uint8); then the outputs
 stream block by block, each block re-reading its DEM window (with a halo) for the slope.
 Measured in ``bench/bench_soil_retention.py`` (``bench/README.md``).
@@ -45,6 +45,7 @@ import rasterio
 
 from ..context import ServiceContext
 from ..errors import EcorasterError, TableError
+from ..io.raster import release_memory
 from ..kernels import hydrology as hyd
 from ..kernels import soil as soilk
 from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
@@ -282,14 +283,18 @@ def route(holder: list, work: Path, *, streams: bool, threshold: float, trace: f
     the DEM is freed before the accumulation (4 bytes per pixel less at the peak). Returns
     (acc float64, stream uint8 or None, path of the filled DEM, pixels raised by filling)."""
     dem = holder.pop()
+    release_memory()  # the dask blocks that built the DEM
     raised = hyd.fill_depressions(dem)
     dem_path = work / "dem_filled.npy"
     np.save(dem_path, dem)
     flow_dir = hyd.flow_dir_mfd(dem)
     del dem
+    release_memory()
     acc = hyd.flow_accumulation_mfd(flow_dir)
+    release_memory()  # the in-degree counts
     stream = hyd.extract_streams_mfd(acc, flow_dir, float(threshold), float(trace)) if streams else None
     del flow_dir
+    release_memory()
     return acc, stream, dem_path, raised
 
 
