@@ -16,7 +16,8 @@ erosion = RKLS − USLE [t/ha/yr]. SRTM noise is not treated (InVEST does not).
 (λ/22.13)^m with m by slope class in degrees, S by Liu Baoyuan, C from vegetation cover
 (FVC by the dimidiate pixel model from NDVI, Cai Chongfa's relation), P and "soil or not" by
 GEP class (``configs/parameters/soil_p_gep_classes.csv``); R from an erosivity raster, or from
-precipitation (12 bands: monthly Wischmeier–Smith regression; 1 band: 章文波 annual power law);
+precipitation (≥ 365 bands: daily series, 章文波 2002 daily model; 12 bands: monthly Wischmeier–Smith
+regression; 1 band: 章文波 annual power law);
 K from an erodibility raster or a table keyed by soil unit (``k``, or EPIC from sand, silt,
 clay and organic carbon). **SRTM noise on flat floodplains**: slopes where the filled DEM's
 relief within a 5 × 5 window is ≤ ``flat_relief_m`` (3 m) are set to 0 before LS, so noise of
@@ -107,7 +108,8 @@ SPEC = ServiceSpec(
         InputSpec(id="ndvi", kind="raster", units="1", resampling="bilinear", required=False,
                   about="NDVI (annual mean or growing season) → FVC → C (rusle_cn)"),
         InputSpec(id="precipitation", kind="raster", units="mm", resampling="bilinear", required=False,
-                  about="precipitation for R (rusle_cn): 12 bands monthly mm, or 1 band annual mm/yr"),
+                  about="precipitation for R (rusle_cn): ≥ 365 bands daily mm, 12 bands monthly mm, or 1 band "
+                        "annual mm/yr"),
         InputSpec(id="soil_units", kind="raster", units="class", categorical=True, resampling="nearest",
                   required=False, about="soil mapping units (e.g. HWSD MU_GLOBAL) keyed by soil_k_table (rusle_cn)"),
         InputSpec(id="soil_k_table", kind="table", required=False,
@@ -422,21 +424,28 @@ def _r_factor(ctx: ServiceContext):
     e = ctx.entry("precipitation")
     with rasterio.open(e.uri) as src:
         n = src.count
-    if n == 12:
+    if n == 12 or n >= 365:
         bands = [align_to(inspect_source(e.uri, band=b, crs=e.crs, nodata=e.nodata,
                                          field="services.soil_retention.inputs.precipitation"),
                           ctx.grid, "bilinear", dtype="float32", nodata=np.nan, chunk=ctx.chunk).data
-                 for b in range(1, 13)]
+                 for b in range(1, n + 1)]
         stack = da.stack(bands)
-        r = stack.map_blocks(lambda s: soilk.r_monthly_wischmeier(s).astype(np.float32), drop_axis=0,
-                             dtype=np.float32)
-        return r, "monthly precipitation, Wischmeier & Smith regression"
+        if n == 12:
+            r = stack.map_blocks(lambda s: soilk.r_monthly_wischmeier(s).astype(np.float32), drop_axis=0,
+                                 dtype=np.float32)
+            return r, "monthly precipitation, Wischmeier & Smith regression"
+        years = max(1, round(n / 365.25))
+        thr = float(ctx.param("r_daily_threshold_mm"))
+        r = stack.rechunk({0: -1}).map_blocks(
+            lambda s: soilk.r_daily_zhang(s, years, thr).astype(np.float32), drop_axis=0, dtype=np.float32)
+        return r, f"daily precipitation ({n} days, {years} yr), 章文波 2002 half-month model"
     if n == 1:
         p = ctx.raster("precipitation", dtype="float32", nodata=np.nan).data
         alpha, beta = float(ctx.param("r_annual_alpha")), float(ctx.param("r_annual_beta"))
         return (p.map_blocks(lambda b: soilk.r_annual_power(b, alpha, beta).astype(np.float32), dtype=np.float32),
                 f"annual precipitation, R = {alpha:g}·P^{beta:g} (章文波 2002)")
-    raise EcorasterError(f"{e.uri}: precipitation has {n} bands; use 12 (monthly mm) or 1 (annual mm/yr)")
+    raise EcorasterError(f"{e.uri}: precipitation has {n} bands; use ≥ 365 (daily mm), 12 (monthly mm) or 1 "
+                         "(annual mm/yr)")
 
 
 def _k_factor(ctx: ServiceContext):

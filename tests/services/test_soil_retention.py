@@ -317,3 +317,30 @@ def test_invest_sdr_validation_names_missing_codes(tmp_zh, raster_writer):
 
     issues = [str(i) for i in validate_run(cfg)]
     assert len(issues) == 1 and "9" in issues[0] and "bio.csv" in issues[0] and "lulc.tif" in issues[0], issues
+
+
+@pytest.mark.slow
+def test_rusle_cn_daily_rainfall_r(tmp_zh, raster_writer):
+    # 365 daily bands: 20 mm on two days, 5 mm on the others → R = α·2·20^β with β = 0.8363 + 18.144/20 +
+    # 24.455/40, α = 21.586·β^−7.1891 (see test_c_k_r_by_hand); check R = rkls / (LS · K) at a hillslope pixel
+    from ._helpers import write_bands
+
+    rows, cols = 5, 6
+    dem = np.tile(100 - 0.1 * np.arange(cols) * 30.0, (rows, 1)).astype(np.float32)
+    daily = np.full((365, rows, cols), 5.0, dtype=np.float32)
+    daily[100], daily[200] = 20.0, 20.0
+    files = {"dem": raster_writer(tmp_zh / "dem.tif", dem, nodata=-9999.0),
+             "eco": raster_writer(tmp_zh / "eco.tif", np.full((rows, cols), 52, np.int16), nodata=-1),
+             "k": raster_writer(tmp_zh / "k.tif", np.full((rows, cols), 0.03, np.float32), nodata=-1.0),
+             "ndvi": raster_writer(tmp_zh / "ndvi.tif", np.full((rows, cols), 0.3, np.float32), nodata=-9.0),
+             "p": write_bands(tmp_zh / "p.tif", daily, nodata=-9999.0)}
+    datasets = {k: {"kind": "raster", "uri": p.name} for k, p in files.items()}
+    cfg = write_run(tmp_zh, "soil_retention", datasets, {"dem": "dem", "ecosystem": "eco", "precipitation": "p",
+                                                         "erodibility": "k", "ndvi": "ndvi"},
+                    method="rusle_cn", params={"flat_relief_m": 0}, grid_like="dem")
+    res = execute_run(cfg, tmp_zh / "ws").services["soil_retention"]
+    with rasterio.open(res.outputs["rkls"].path) as a, rasterio.open(res.outputs["ls"].path) as b:
+        r = a.read(1)[2, 3] / (b.read(1)[2, 3] * 0.03)
+    beta = 0.8363 + 18.144 / 20 + 24.455 / 40
+    assert r == pytest.approx(21.586 * beta ** -7.1891 * 2 * 20 ** beta, rel=1e-4)
+    assert "daily" in res.metadata["r_from"]
