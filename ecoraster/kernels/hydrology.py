@@ -56,47 +56,54 @@ def _grow_i64(a, n):
 
 
 @njit(cache=True)
-def _heap_push(keys, vals, n, key, val):
-    """Push onto a binary min-heap stored in (keys, vals) of used length n; returns arrays, n."""
-    if n == keys.size:
-        k2 = np.empty(2 * keys.size, dtype=keys.dtype)
-        v2 = np.empty(2 * vals.size, dtype=vals.dtype)
-        k2[:n] = keys[:n]
-        v2[:n] = vals[:n]
-        keys, vals = k2, v2
-    i = n
-    keys[i] = key
-    vals[i] = val
-    while i > 0:
-        parent = (i - 1) >> 1
-        if keys[parent] <= keys[i]:
-            break
-        keys[parent], keys[i] = keys[i], keys[parent]
-        vals[parent], vals[i] = vals[i], vals[parent]
-        i = parent
-    return keys, vals, n + 1
+def _grow_i32(a, n):
+    b = np.empty(max(a.size + a.size // 2, 1024), dtype=np.int32)
+    b[:n] = a[:n]
+    return b
 
 
 @njit(cache=True)
-def _heap_pop(keys, vals, n):
-    """Pop the smallest; returns (key, val, n − 1)."""
-    key, val = keys[0], vals[0]
+def _heap_push(heap, n, flat_dem, idx):
+    """Push pixel ``idx`` on a binary min-heap of pixel indices (int32) ordered by
+    ``flat_dem[idx]``, used length n; returns (heap, n + 1). 4 bytes per entry: the key is read
+    from the DEM, whose value does not change while the pixel is on the heap."""
+    if n == heap.size:
+        heap = _grow_i32(heap, n)
+    i = n
+    heap[i] = idx
+    key = flat_dem[idx]
+    while i > 0:
+        parent = (i - 1) >> 1
+        if flat_dem[heap[parent]] <= key:
+            break
+        heap[i] = heap[parent]
+        i = parent
+    heap[i] = idx
+    return heap, n + 1
+
+
+@njit(cache=True)
+def _heap_pop(heap, n, flat_dem):
+    """Pop the lowest pixel; returns (idx, n − 1)."""
+    top = heap[0]
     n -= 1
-    keys[0], vals[0] = keys[n], vals[n]
+    last = heap[n]
+    key = flat_dem[last]
     i = 0
     while True:
         left = 2 * i + 1
         if left >= n:
             break
         small = left
-        if left + 1 < n and keys[left + 1] < keys[left]:
+        if left + 1 < n and flat_dem[heap[left + 1]] < flat_dem[heap[left]]:
             small = left + 1
-        if keys[i] <= keys[small]:
+        if key <= flat_dem[heap[small]]:
             break
-        keys[small], keys[i] = keys[i], keys[small]
-        vals[small], vals[i] = vals[i], vals[small]
+        heap[i] = heap[small]
         i = small
-    return key, val, n
+    if n > 0:
+        heap[i] = last
+    return top, n
 
 
 # ------------------------------------------------------------------------------------------
@@ -105,18 +112,19 @@ def _heap_pop(keys, vals, n):
 
 @njit(cache=True)
 def fill_depressions(dem):
-    """Fill every depression of ``dem`` (2-D float, NaN = nodata) to its spill height, in place.
+    """Fill every depression of ``dem`` (2-D C-contiguous float, NaN = nodata; < 2³¹ pixels) to
+    its spill height, in place.
 
     A depression is a connected region that drains neither to the raster edge nor to a nodata
     pixel; after the call its pixels equal the height of its lowest pour point, so the
     surface drains everywhere (flat where filled). Returns the number of raised pixels.
     """
     rows, cols = dem.shape
+    flat_dem = dem.reshape(rows * cols)  # a view: the heap reads its keys here
     closed = np.zeros((rows, cols), dtype=np.uint8)
-    keys = np.empty(4096, dtype=dem.dtype)
-    vals = np.empty(4096, dtype=np.int64)
+    heap = np.empty(4096, dtype=np.int32)
     n = 0
-    pit = np.empty(4096, dtype=np.int64)
+    pit = np.empty(4096, dtype=np.int32)
     for r in range(rows):
         for c in range(cols):
             z = dem[r, c]
@@ -130,11 +138,11 @@ def fill_depressions(dem):
                         break
             if seed:
                 closed[r, c] = 1
-                keys, vals, n = _heap_push(keys, vals, n, z, r * cols + c)
+                heap, n = _heap_push(heap, n, flat_dem, r * cols + c)
     raised = 0
     while n > 0:
-        z, idx, n = _heap_pop(keys, vals, n)
-        # plain FIFO of pit pixels at spill height z (Barnes et al. 2014, Algorithm 3)
+        idx, n = _heap_pop(heap, n, flat_dem)
+        # plain FIFO of pit pixels at the spill height (Barnes et al. 2014, Algorithm 3)
         head = 0
         tail = 0
         pit[tail] = idx
@@ -162,11 +170,11 @@ def fill_depressions(dem):
                             tail -= head
                             head = 0
                         if tail == pit.size:
-                            pit = _grow_i64(pit, tail)
+                            pit = _grow_i32(pit, tail)
                     pit[tail] = rn * cols + cn
                     tail += 1
                 else:
-                    keys, vals, n = _heap_push(keys, vals, n, zn, rn * cols + cn)
+                    heap, n = _heap_push(heap, n, flat_dem, rn * cols + cn)
     return raised
 
 
