@@ -46,7 +46,7 @@ import rasterio
 
 from ..context import ServiceContext
 from ..errors import EcorasterError, TableError
-from ..io.raster import release_memory
+from ..io.raster import GDAL_CACHE_BYTES, release_memory
 from ..kernels import hydrology as hyd
 from ..kernels import soil as soilk
 from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
@@ -360,7 +360,11 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         eco_x = ctx.raster("ecosystem", dtype="int64")
         cls_in, eco_nd = eco_x.data, int(eco_x.attrs["nodata"])
         valid = ~da.isnan(dem) & (cls_in != eco_nd)
-    holder = [da.where(valid, dem, np.float32(np.nan)).astype(np.float32).compute()]
+    # the masked DEM is stored chunk by chunk into one preallocated array (no concatenation copy),
+    # with GDAL's block cache capped as the writer does (its default is 5 % of the RAM)
+    holder = [np.empty(ctx.grid.shape, dtype=np.float32)]
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        da.store(da.where(valid, dem, np.float32(np.nan)).astype(np.float32), holder[0], lock=False)
     if ctx.has("watersheds"):
         holder[0][_watershed_mask(ctx) == 0] = np.nan
     work = Path(tempfile.mkdtemp(prefix="soil_routing_", dir=ctx.out_dir))
