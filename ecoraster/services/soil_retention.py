@@ -31,7 +31,8 @@ in compact types (see :mod:`ecoraster.kernels.hydrology`), in an order that hold
 ≈ 13 bytes per pixel (directions + accumulation + in-degree): the masked DEM (float32) is filled, written to a scratch file and
 dropped; directions (uint32) → accumulation (float64) → streams (uint8); then the outputs
 stream block by block, each block re-reading its DEM window (with a halo) for the slope.
-Measured in ``bench/bench_soil_retention.py`` (``bench/README.md``).
+Measured in ``bench/bench_soil_retention.py`` (``bench/README.md``): at 100 Mpx the peak is still above
+2 GB (2.66 GB; see ``docs/soil_retention.md`` for where it comes from and the next steps).
 """
 
 from __future__ import annotations
