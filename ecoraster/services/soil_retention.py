@@ -65,10 +65,9 @@ R_UNITS = "MJ·mm/(ha·h·yr)"
 
 def _defaults() -> dict:
     """The parameter table ``configs/parameters/soil_retention.yaml`` (value, unit, source, confidence)."""
-    import yaml
+    from ..yamlio import read_mapping
 
-    raw = yaml.safe_load((PARAMETER_DIR / "soil_retention.yaml").read_text(encoding="utf-8"))
-    return raw["parameters"]
+    return read_mapping(PARAMETER_DIR / "soil_retention.yaml", field="soil_retention parameters")["parameters"]
 
 
 _P = _defaults()
