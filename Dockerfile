@@ -3,7 +3,7 @@
 #   docker build -t ecoraster:0.1.0 .
 #   # one node, both schedules in one process (Prefect serve):
 #   docker run -d --name gep -v /data:/data ecoraster:0.1.0 \
-#       python flows/serve.py --config configs/wuhan_2013.yaml --workspace /data/outputs/wuhan_2013 \
+#       python flows/serve.py --config configs/wuhan_2013_gep.yaml --workspace /data/outputs/wuhan_2013 \
 #       --watch-folder /data/incoming --pattern 'wh2013_*.tif=wuhan_lulc_2013'
 #   # a worker of a Process work pool on a self-hosted server:
 #   docker run -d -e PREFECT_API_URL=http://prefect:4200/api -v /data:/data ecoraster:0.1.0 \
@@ -30,17 +30,18 @@ WORKDIR /app
 # Wheels of rasterio / pyogrio bundle GDAL: no system GDAL needed. tini reaps Dask worker processes.
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
+# configs/ before the install: ecoraster/_configs links to it and the wheel ships the tables
+COPY configs ./configs
 COPY ecoraster ./ecoraster
 COPY flows ./flows
 RUN pip install --upgrade pip && pip install .
 COPY prefect.yaml data_catalog.yaml ./
-COPY configs ./configs
 COPY data ./data
 
 RUN useradd --create-home eco && mkdir -p /data && chown -R eco /app /data
 USER eco
 VOLUME ["/data"]
 ENTRYPOINT ["tini", "--"]
-# Default: serve the annual deployment of the bundled demo region; override the command for
-# `eco …` or `prefect worker start --pool …`.
-CMD ["python", "flows/serve.py", "--config", "configs/wuhan_2013.yaml", "--workspace", "/data/outputs/wuhan_2013"]
+# Default: serve the annual deployment of the bundled demo (every service of configs/wuhan_2013_gep.yaml);
+# override the command for `eco …` or `prefect worker start --pool …`.
+CMD ["python", "flows/serve.py", "--config", "configs/wuhan_2013_gep.yaml", "--workspace", "/data/outputs/wuhan_2013"]

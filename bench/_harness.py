@@ -1,4 +1,4 @@
-"""Shared by the bench scripts that time ``execute_run`` in a child process (CASA, air).
+"""Shared by the bench scripts that time ``ecoraster.pipeline.run`` in a child process (CASA, air).
 
 The parent generates inputs, then runs ``<script> --child CONFIG WORKSPACE``; the child runs the
 config and prints one JSON line; the parent reads it and the child's peak RSS
@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 def child_report(config: str, workspace: str, service: str) -> None:
     """In the child: run ``config`` and print wall time, stage timings, totals and the
     service's block size as one JSON line."""
-    from ecoraster.run import execute_run
+    from ecoraster import pipeline
 
     t0 = time.monotonic()
-    result = execute_run(config, workspace, checksums=False)
+    result = pipeline.run(config, workspace, checksums=False, cache=False)  # time the computation, not the cache
     wall = time.monotonic() - t0
     res = result.services[service]
     print(json.dumps({"wall_s": wall, "timings": result.timings, "chunk": res.metadata.get("chunk"),

@@ -37,9 +37,9 @@ def main() -> None:
 
     from ecoraster.allocation import allocate, read_statistics
     from ecoraster.io.raster import RasterOutput, write_rasters
-    from ecoraster.run import load_plan
+    from ecoraster.config import load_plan
     from ecoraster.spec import OutputRecord, ServiceResult
-    from ecoraster.valuation import value_results
+    from ecoraster.accounting.valuation import value_results
 
     n = args.size
     tmp = Path(tempfile.mkdtemp(prefix="bench_valuation_"))
@@ -107,7 +107,7 @@ def main() -> None:
     if (ws / "run.json").exists():
         import json
 
-        from ecoraster.products import build_products
+        from ecoraster.accounting.gep_tables import build_products
 
         m = json.loads((ws / "run.json").read_text(encoding="utf-8"))
         results = {k: ServiceResult.from_dict(v) for k, v in m["results"].items()}

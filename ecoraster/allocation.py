@@ -32,8 +32,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from .engine import map_blocks, reduce_blocks
 from .errors import TableError
 from .grid import Grid
+from .kernels.classes import class_lut
 from .kernels.valuation import spread, unit_weight_sums
 from .tables import numeric_column, require_columns
 
@@ -119,10 +121,10 @@ def unit_index(units: gpd.GeoDataFrame, grid: Grid, chunk: int) -> da.Array:
 
 
 def _eligible_lut(codes) -> np.ndarray:
-    codes = [int(c) for c in codes]
-    lut = np.zeros(max(codes, default=0) + 1, dtype=np.bool_)
-    lut[codes] = True
-    return lut
+    """``lut[code]`` is True for the eligible class codes (a mask addressed by the code)."""
+    lut = class_lut([int(c) for c in codes], True, fill=False, offset=0, max_range=np.inf, dtype=np.bool_)
+    assert lut is not None
+    return lut.values
 
 
 def allocate(
@@ -184,25 +186,20 @@ def allocate(
         weight = weight.rechunk(uidx.chunks)
     dummy = da.zeros(grid.shape, dtype=np.float32, chunks=uidx.chunks)
     w = weight if weight is not None else dummy
-    areas = grid.row_areas_m2()
     luts = {p: _eligible_lut(eligible[p]) for p in use_weight}
     cnd = int(class_nodata) if np.isfinite(class_nodata) else -(2**62)
 
-    # pass 1: Σ eligible weight × area per unit, for every product (each block read once)
-    def block_sums(u_blk, c_blk, w_blk, r0):
-        a = areas[r0:r0 + u_blk.shape[0]]
-        return {p: unit_weight_sums(u_blk, c_blk.astype(np.int64), cnd, luts[p], w_blk, weight_nodata,
-                                    use_weight[p], a, n) for p in luts}
+    # pass 1: Σ eligible weight × area per unit, for every product (each block read once;
+    # per-block partials (n_products, n_units) summed in float64 by the engine's tree reduction)
+    products = list(luts)
 
-    parts = []
-    r_offsets = np.cumsum((0,) + uidx.chunks[0])[:-1]
-    for (i, j), blk in np.ndenumerate(np.empty(uidx.numblocks, dtype=object)):
-        parts.append(dask.delayed(block_sums)(uidx.blocks[i, j], classes.blocks[i, j], w.blocks[i, j],
-                                              int(r_offsets[i])))
-    sums = {p: np.zeros(n, dtype=np.float64) for p in luts}
-    for part in dask.compute(*parts):
-        for p, s in part.items():
-            sums[p] += s
+    def block_sums(u_blk, c_blk, w_blk, *, row_area_m2):
+        c64 = c_blk.astype(np.int64)
+        return np.stack([unit_weight_sums(u_blk, c64, cnd, luts[p], w_blk, weight_nodata, use_weight[p],
+                                          row_area_m2, n) for p in products]) if products else np.zeros((0, n))
+
+    totals = reduce_blocks(block_sums, uidx, classes, w, grid=grid, shape=(len(products), n)).compute()
+    sums = {p: totals[k] for k, p in enumerate(products)}
 
     rows = []
     quantities: dict[str, da.Array] = {}
@@ -238,19 +235,18 @@ def allocate(
                          "eligible_weight": W[k], "weighted_by": "proxy" if use_weight[product] else "area"})
         lut = luts[product]
         quantities[product] = _spread_lazy(uidx, classes, w, lut, cnd, weight_nodata, use_weight[product],
-                                           areas, per_qty)
+                                           grid, per_qty)
         if has_value:
             values[product] = _spread_lazy(uidx, classes, w, lut, cnd, weight_nodata, use_weight[product],
-                                           areas, per_val)
+                                           grid, per_val)
     return quantities, values, AllocationReport(pd.DataFrame(rows), notes)
 
 
-def _spread_lazy(uidx, classes, w, lut, cnd, weight_nodata, use_weight, areas, per_weight) -> da.Array:
-    def block(u_blk, c_blk, w_blk, block_info=None):
-        r0, r1 = block_info[0]["array-location"][0]
+def _spread_lazy(uidx, classes, w, lut, cnd, weight_nodata, use_weight, grid, per_weight) -> da.Array:
+    def block(u_blk, c_blk, w_blk, *, row_area_m2):
         out = np.empty(u_blk.shape, dtype=np.float32)
-        spread(u_blk, c_blk.astype(np.int64), cnd, lut, w_blk, weight_nodata, use_weight, areas[r0:r1],
+        spread(u_blk, c_blk.astype(np.int64), cnd, lut, w_blk, weight_nodata, use_weight, row_area_m2,
                per_weight, np.float32(NODATA), out)
         return out
 
-    return da.map_blocks(block, uidx, classes, w, dtype=np.float32, meta=np.empty((0, 0), np.float32))
+    return map_blocks(block, uidx, classes, w, grid=grid)

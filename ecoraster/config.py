@@ -16,15 +16,20 @@ A run config names datasets by catalogue id only. Example::
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .catalog import Catalog
+from .datasets import Catalog
 from . import yamlio
 from .errors import ConfigError
 from .grid import DEFAULT_CHUNK, Grid
+
+if TYPE_CHECKING:
+    from .prices import ValuationSetup
+    from .standards import Profile
 
 
 class _Strict(BaseModel):
@@ -90,6 +95,8 @@ class RunConfig(_Strict):
     profile: str = "mee2020"
     price_year: int | None = None
     prices: str | None = None
+    # named price option per product (e.g. {carbon_sequestration: shadow}); default: the price table's
+    price_options: dict[str, str] = Field(default_factory=dict)
     dask: DaskConfig = Field(default_factory=DaskConfig)
     source_path: str | None = None
 
@@ -163,3 +170,70 @@ def _grid_with_crs(path: str, crs: str) -> Grid:
 
     with rasterio.open(path) as src:
         return Grid(CRS.from_user_input(crs), src.transform, (src.height, src.width))
+
+
+#: Folders of reference tables every run may read (through :mod:`ecoraster.resources`).
+REFERENCE_FOLDERS = ("parameters", "classes", "landcover")
+
+
+@dataclass
+class RunPlan:
+    """A run resolved once: the config, its catalogue, the target grid, the standard profile,
+    the valuation set-up (price table, CPI, price year) and every reference table it may
+    read. Stages receive this object; nothing below re-reads the config."""
+
+    config: RunConfig
+    catalog: Catalog
+    grid: Grid
+    profile: Profile | None = None
+    valuation: ValuationSetup | None = None
+    #: Why the valuation set-up could not be resolved (reported by validation), else None.
+    valuation_error: str | None = None
+    #: name → path of every reference table resolved (products, profile, prices, CPI, tables).
+    reference_files: dict[str, Path] = field(default_factory=dict)
+
+    def chosen(self, services: list[str] | None = None) -> list[str]:
+        """The services a run computes: ``services``, else every enabled one."""
+        return list(services or self.config.enabled_services())
+
+    def require_valuation(self) -> ValuationSetup:
+        from .errors import ConfigError
+
+        if self.valuation is None:
+            raise ConfigError(self.valuation_error or "no valuation set-up")
+        return self.valuation
+
+
+def with_overlay(config: RunConfig, overlay: str | os.PathLike | None) -> RunConfig:
+    """``config`` with ``overlay`` (a workspace's overlay catalogue, if it exists) appended to
+    its ``extra_catalogs``."""
+    if overlay and Path(overlay).is_file():
+        return config.model_copy(update={"extra_catalogs": [*config.extra_catalogs, str(Path(overlay).resolve())]})
+    return config
+
+
+def load_plan(config: str | os.PathLike | RunConfig, overlay: str | os.PathLike | None = None) -> RunPlan:
+    """Load and check everything a run depends on, once (raises on a config, catalogue, grid
+    or profile error; a price problem is kept in ``valuation_error`` for validation)."""
+    from .errors import EcorasterError
+    from .prices import load_setup
+    from .resources import config_path, reference_files
+    from .standards import load_profile
+
+    cfg = config if isinstance(config, RunConfig) else RunConfig.load(config)
+    cfg = with_overlay(cfg, overlay)
+    catalog = cfg.load_catalog()
+    plan = RunPlan(cfg, catalog, build_grid(cfg, catalog))
+    plan.profile = load_profile(cfg.profile)
+    files: dict[str, Path] = {"products": config_path("products.yaml"),
+                              "profile": Path(plan.profile.source_path or "")}
+    try:
+        plan.valuation = load_setup(plan)
+        files["price_table"] = Path(plan.valuation.table.source_path or "")
+        files["cpi"] = plan.valuation.cpi.path
+    except EcorasterError as exc:
+        plan.valuation_error = str(exc)
+    files.update(reference_files(*REFERENCE_FOLDERS))
+    files.setdefault("prices/cpi_china.csv", config_path("prices", "cpi_china.csv", must_exist=False))
+    plan.reference_files = {k: Path(v).resolve() for k, v in files.items()}
+    return plan

@@ -1,11 +1,12 @@
 """What a service sees while it validates and computes: its resolved inputs on the run's
-grid, its parameters, and a writer for its declared outputs."""
+grid, its method and parameters, a writer for its declared outputs, and the checks of its
+spec (:meth:`ServiceContext.validate_inputs` before, :meth:`ServiceContext.checked` after)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,12 @@ import dask.array as da
 import pandas as pd
 import xarray as xr
 
-from .catalog import Catalog, DatasetEntry
+from .datasets import Catalog, DatasetEntry
 from .errors import EcorasterError, ServiceError
 from .grid import Grid, SourceInfo, align_to, inspect_source
 from .io.raster import RasterOutput, write_rasters
-from .spec import Issue, OutputRecord, ServiceSpec
+from .spec import (Issue, MethodSpec, OutputRecord, ServiceResult, ServiceSpec, check_request, closest,
+                   expected_outputs, output_problems)
 from .tables import read_table
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,20 @@ class ServiceContext:
     progress: Callable[[int, int], None] | None = None
     year: int | None = None
     profile: str | None = None
+    #: Ids of the outputs written so far through :meth:`write` (for :meth:`checked`).
+    written: list[str] = field(default_factory=list)
+
+    # -- method and parameters ---------------------------------------------------------
+    @property
+    def method_spec(self) -> MethodSpec:
+        """The run's method: the config's ``method``, else the profile's default method
+        (``MethodSpec.profiles``), else the first declared. KeyError if unknown (validation
+        reports it first)."""
+        return self.spec.method(self.method, self.profile)
+
+    @property
+    def method_id(self) -> str:
+        return self.method_spec.id
 
     # -- inputs -------------------------------------------------------------------------
     def has(self, input_id: str) -> bool:
@@ -95,6 +111,13 @@ class ServiceContext:
         return align_to(self.source_info(input_id), self.grid, resampling, dtype=dtype, nodata=nodata,
                         chunk=self.chunk, name=input_id)
 
+    def class_array(self, input_id: str, chunk: int | None = None) -> tuple[da.Array, int]:
+        """A class raster (after the catalogue's ``reclass`` table, if any) on the run grid as
+        int64 with ``chunk`` (default: the run's), and its nodata code."""
+        ctx = self if chunk is None or chunk == self.chunk else replace(self, chunk=chunk)
+        arr = ctx.raster(input_id, dtype="int64")
+        return arr.data, int(arr.attrs["nodata"])
+
     def table(self, input_id: str) -> pd.DataFrame:
         e = self.entry(input_id)
         return read_table(e.uri, field=f"services.{self.spec.id}.inputs.{input_id}")
@@ -106,25 +129,51 @@ class ServiceContext:
         raise ServiceError(f"{self.spec.id}: input {input_id!r} must be a number, got {value!r}")
 
     def param(self, param_id: str) -> Any:
-        """Parameter value: the run's override, else the spec default."""
+        """Parameter value: the run's override, else the default of the run's standard
+        profile (from the parameter's table, or the spec's ``by_profile``), else the default."""
         if param_id in self.params:
             return self.params[param_id]
-        return self.spec.parameter(param_id).default
+        from .services._constants import default_value
+
+        return default_value(self.spec.parameter(param_id), self.profile)
+
+    def parameters_used(self) -> dict[str, dict[str, Any]]:
+        """Every parameter's value for this run, with unit, source, confidence and where the
+        value came from (run params / profile / default): for the result's metadata."""
+        from .services._constants import described
+
+        out = {}
+        for p in self.spec.parameters:
+            d = described(p)
+            origin = ("run params" if p.id in self.params else
+                      f"profile {self.profile}" if self.profile in d.by_profile else "default")
+            out[p.id] = {"value": self.param(p.id), "unit": d.units, "source": d.source,
+                         "confidence": d.confidence, "from": origin}
+        return out
 
     # -- validation helpers ------------------------------------------------------------
     def validate_inputs(self) -> list[Issue]:
-        """Generic checks of every declared input: given if required, known catalogue id,
-        right kind, file exists, rasters have CRS and nodata and overlap the grid.
-        Never raises."""
-        issues: list[Issue] = []
-        known = {s.id for s in self.spec.inputs}
-        for extra in sorted(set(self.inputs) - known):
+        """Every check the spec implies, before anything is computed; never raises.
+
+        The request (:func:`~ecoraster.spec.check_request`): a known method, no unknown or
+        misspelt parameter, parameter types / ranges / choices, the method's required inputs
+        and parameters. Then every given input: a declared input, a known catalogue id of
+        the right kind, the file exists, rasters have CRS and nodata and overlap the grid.
+        An unknown method stops here (the rest depends on it)."""
+        issues = check_request(self.spec, self.method, self.profile, self.has, self.params, self.param)
+        try:
+            method = self.method_spec
+        except KeyError:
+            return issues
+        known = sorted(s.id for s in self.spec.inputs)
+        for extra in sorted(set(self.inputs) - set(known)):
             issues.append(Issue(("services", self.spec.id, "inputs", extra),
-                                f"not an input of {self.spec.id} (inputs: {', '.join(sorted(known))})"))
+                                f"not an input of {self.spec.id}{closest(extra, known)} "
+                                f"(inputs: {', '.join(known)})"))
         for ispec in self.spec.inputs:
             keys = ("services", self.spec.id, "inputs", ispec.id)
             if not self.has(ispec.id):
-                if ispec.required:
+                if ispec.required and ispec.id not in method.required_inputs:
                     issues.append(Issue(keys, f"required input missing ({ispec.about})"))
                 continue
             if ispec.kind == "scalar":
@@ -164,6 +213,7 @@ class ServiceContext:
                 per_class=ospec.values == "per_class",
             ))
         stats = write_rasters(outs, self.grid, progress=self.progress)
+        self.written.extend(arrays)
         records = {}
         for out_id, out in zip(arrays, outs):
             ospec = self.spec.output(out_id)
@@ -174,3 +224,14 @@ class ServiceContext:
                 minimum=st.minimum, maximum=st.maximum, product=ospec.product, values=ospec.values,
             )
         return records
+
+    def checked(self, result: ServiceResult) -> ServiceResult:
+        """``result`` after InVEST's ``check_outputs``: every output the method must write
+        for this request (``created_if`` applied) is in it, and nothing undeclared is.
+        Raises :class:`ServiceError` listing every mismatch (a bug of the service)."""
+        method = self.method_spec
+        expected = expected_outputs(self.spec, method, self.has, self.param)
+        problems = output_problems(self.spec, method, expected, list(result.outputs))
+        if problems:
+            raise ServiceError(f"{self.spec.id} (method {method.id}): " + "; ".join(problems))
+        return result

@@ -2,7 +2,8 @@
 
 A module is a service if it exports ``SPEC`` (a :class:`~ecoraster.spec.ServiceSpec`),
 ``validate`` and ``compute``. Flows, the CLI and the catalogue read this registry; there is
-no hand-kept list.
+no hand-kept list. :func:`register` adds a service defined elsewhere (a test service, a
+plugin); :func:`unregister` removes it again.
 """
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ import importlib
 import pkgutil
 from functools import lru_cache
 from types import ModuleType
+from typing import Any
 
 from . import services as _services_pkg
 from .errors import ServiceError
 from .spec import ServiceSpec
+
+
+def _check_contract(module: Any) -> None:
+    if not isinstance(getattr(module, "SPEC", None), ServiceSpec):
+        raise ServiceError(f"service {getattr(module, '__name__', module)!r} has no SPEC (a ServiceSpec)")
+    for name in ("validate", "compute"):
+        if not callable(getattr(module, name, None)):
+            raise ServiceError(f"service module {module.__name__} has SPEC but no {name}()")
 
 
 @lru_cache(maxsize=1)
@@ -27,9 +37,7 @@ def _discover() -> dict[str, ModuleType]:
         spec = getattr(module, "SPEC", None)
         if not isinstance(spec, ServiceSpec):
             continue
-        for name in ("validate", "compute"):
-            if not callable(getattr(module, name, None)):
-                raise ServiceError(f"service module {module.__name__} has SPEC but no {name}()")
+        _check_contract(module)
         if spec.id in found:
             raise ServiceError(f"two services share the id {spec.id!r}: {found[spec.id].__name__}, {module.__name__}")
         found[spec.id] = module
@@ -56,3 +64,19 @@ def get_spec(service_id: str) -> ServiceSpec:
 
 def all_specs() -> list[ServiceSpec]:
     return [m.SPEC for _, m in sorted(_discover().items())]
+
+
+def register(module: Any, *, replace: bool = False) -> None:
+    """Add a service (a module or object with ``SPEC``, ``validate`` and ``compute``) to the
+    registry, e.g. a test service. Its id must be new unless ``replace``."""
+    _check_contract(module)
+    services = _discover()
+    sid = module.SPEC.id
+    if sid in services and services[sid] is not module and not replace:
+        raise ServiceError(f"a service with id {sid!r} is already registered ({services[sid].__name__})")
+    services[sid] = module
+
+
+def unregister(service_id: str) -> None:
+    """Remove a service added by :func:`register` (no error if absent)."""
+    _discover().pop(service_id, None)

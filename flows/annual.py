@@ -14,53 +14,18 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import flows  # noqa: F401,E402  (quiet, offline settings before Prefect)
-from flows import steps  # noqa: E402
-from flows.tasks import dask_engine, prepare_task, run_steps  # noqa: E402
+from flows.tasks import PrefectExecutor, dask_settings, flow_summary, totals_artifact_task  # noqa: E402
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from ecoraster.errors import ConfigError  # noqa: E402
-
-#: Where ``annual_gep(region=…)`` looks for ``<region>_<year>.yaml`` and writes outputs.
-CONFIG_DIR_ENV = "ECORASTER_CONFIG_DIR"
-OUTPUT_DIR_ENV = "ECORASTER_OUTPUT_DIR"
-TIMEZONE = ZoneInfo("Asia/Shanghai")
-
-
-def resolve_run(region: str | None, year: int | None, config: str | None,
-                workspace: str | None) -> tuple[str, str]:
-    """(config path, workspace) of an annual run.
-
-    With ``config`` given, its ``region`` / ``year`` must match the ones given. Without it the
-    config is ``$ECORASTER_CONFIG_DIR/<region>_<year>.yaml`` (default ``./configs``), the year
-    defaulting to last calendar year in Asia/Shanghai (the scheduled March run accounts the
-    year before). The workspace defaults to ``$ECORASTER_OUTPUT_DIR/<region>_<year>``
-    (default ``./outputs``).
-    """
-    from ecoraster.config import RunConfig
-
-    if config is None:
-        if not region:
-            raise ConfigError("annual_gep: give `config` or `region` (and `year`)")
-        year = year or datetime.now(TIMEZONE).year - 1
-        config = str(Path(os.environ.get(CONFIG_DIR_ENV, "configs")) / f"{region}_{year}.yaml")
-    cfg = RunConfig.load(config)
-    if region and region != cfg.region:
-        raise ConfigError(f"{config}: region = {cfg.region!r}, but the flow was asked for {region!r}")
-    if year and int(year) != cfg.year:
-        raise ConfigError(f"{config}: year = {cfg.year}, but the flow was asked for {year}")
-    if workspace is None:
-        workspace = str(Path(os.environ.get(OUTPUT_DIR_ENV, "outputs")) / f"{cfg.region}_{cfg.year}")
-    return str(Path(config).resolve()), str(Path(workspace).resolve())
-
+from ecoraster.pipeline import run  # noqa: E402
+from ecoraster.pipeline.runner import CONFIG_DIR_ENV, OUTPUT_DIR_ENV, resolve_run  # noqa: E402,F401
 
 @flow(name="annual_gep", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def annual_gep(region: str | None = None, year: int | None = None, config: str | None = None,
@@ -84,16 +49,14 @@ def annual_gep(region: str | None = None, year: int | None = None, config: str |
     """
     config, workspace = resolve_run(region, year, config, workspace)
     logger = get_run_logger()
-    with steps.workspace_lock(workspace):
-        overlay = steps.workspace_overlay(workspace)
-        overlay = str(overlay) if overlay else None
-        staging = prepare_task(config, workspace, overlay, services, force)
-        with dask_engine(config, dask_address) as dask_cfg:
-            logger.info("annual run %s → %s (dask: %s)", config, workspace,
-                        dask_cfg.address or os.environ.get("DASK_SCHEDULER_ADDRESS") or dask_cfg.scheduler)
-            summary = run_steps(config, workspace, staging, overlay=overlay, services=services, force=force)
-    logger.info("done: %s", summary["manifest"])
-    return summary
+    dask_cfg = dask_settings(config, dask_address)
+    logger.info("annual run %s → %s (dask: %s)", config, workspace,
+                dask_cfg.address or os.environ.get("DASK_SCHEDULER_ADDRESS") or dask_cfg.scheduler)
+    result = run(config, workspace, services=services, cache=not force, executor=PrefectExecutor(),
+                 dask_config=dask_cfg)
+    totals_artifact_task(config, result)
+    logger.info("done: %s", result.manifest_path)
+    return flow_summary(result)
 
 
 if __name__ == "__main__":

@@ -16,36 +16,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import flows  # noqa: F401,E402  (quiet, offline settings before Prefect)
-from flows import steps  # noqa: E402
-from flows.tasks import IO_RETRIES, dask_engine, run_steps  # noqa: E402
+from flows.tasks import IO_RETRIES, PrefectExecutor, dask_settings, flow_summary  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from ecoraster.pipeline import incremental  # noqa: E402
+
 
 @task(name="scan-folder", cache_policy=NO_CACHE, **IO_RETRIES)
 def scan_task(folder: str, patterns: dict[str, str], workspace: str) -> list[dict[str, str]]:
-    found = steps.scan_folder(folder, patterns, workspace)
+    found = incremental.scan_folder(folder, patterns, workspace)
     get_run_logger().info("scan of %s: %d new scene(s)", folder, len(found))
     return found
-
-
-@task(name="ingest-scene", task_run_name="ingest-{dataset}", cache_policy=NO_CACHE, **IO_RETRIES)
-def ingest_scene_task(config: str, scene: str, dataset: str, overlay: str | None) -> dict[str, Any]:
-    facts = steps.ingest_scene(config, scene, dataset, overlay=overlay)
-    get_run_logger().info("scene %s for %s: %s", facts["uri"], dataset, facts["checksum"])
-    return facts
-
-
-@task(name="prepare-update", cache_policy=NO_CACHE)
-def prepare_update_task(config: str, workspace: str, scenes: list[dict[str, Any]]) -> tuple[str, str]:
-    return steps.prepare_update(config, workspace, scenes)
 
 
 @flow(name="on_new_imagery", task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -78,24 +66,15 @@ def on_new_imagery(config: str, workspace: str, scene: str | None = None, datase
         raise ValueError("on_new_imagery: give `scene` and `dataset`, or `folder` and `patterns`")
     if not wanted:
         return {"scenes": [], "changed": False}
-    previous = steps.workspace_overlay(workspace)
-    previous = str(previous) if previous else None
-    facts = [ingest_scene_task(config, w["scene"], w["dataset"], previous) for w in wanted]
-    with steps.workspace_lock(workspace):
-        staging, overlay = prepare_update_task(config, workspace, facts)
-        deps = steps.dependents(config, [f["dataset"] for f in facts], overlay=overlay)
-        logger.info("datasets %s are read by services %s and zone sets %s",
-                    ", ".join(f["dataset"] for f in facts), deps["services"] or "-", deps["zones"] or "-")
-        with dask_engine(config, dask_address):
-            summary = run_steps(config, workspace, staging, overlay=overlay, services=None, force=False,
-                                extra_manifest={"scenes": facts, "dependents": deps},
-                                seen_scenes={f["uri"]: f["fingerprint"] for f in facts})
-    stale = [n for n in summary["computed"] if n.startswith("service.")
+    result, facts, deps = incremental.update(config, workspace, wanted, executor=PrefectExecutor(),
+                                             dask_config=dask_settings(config, dask_address))
+    logger.info("datasets %s are read by services %s and zone sets %s",
+                ", ".join(f["dataset"] for f in facts), deps["services"] or "-", deps["zones"] or "-")
+    stale = [n for n in result.computed if n.startswith("service.")
              and n.removeprefix("service.") not in deps["services"]]
     if stale:
         logger.warning("also recomputed %s: their cache was out of date", ", ".join(stale))
-    return {**summary, "scenes": facts, "dependents": deps}
-
+    return flow_summary(result, scenes=facts, dependents=deps)
 
 if __name__ == "__main__":
     import argparse

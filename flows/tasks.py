@@ -1,9 +1,10 @@
-"""Prefect tasks: each calls one step of :mod:`flows.steps` with paths, ids and small
-parameters, and returns a small dict of paths and keys. Shared by both flows.
+"""Prefect tasks: each is one call of a stage of :mod:`ecoraster.pipeline.stages`, and
+:class:`PrefectExecutor` hands them to the one runner (:func:`ecoraster.pipeline.run`), which
+keeps the order, the staging folder and the lock. No pipeline logic here.
 
 Retries only on I/O tasks (checking inputs against their checksums, reading a new scene,
 scanning a folder). Prefect's own caching is off (``NO_CACHE``): steps are skipped by
-:mod:`ecoraster.cache`, whose records live in the workspace and work without Prefect.
+:mod:`ecoraster.pipeline.cache`, whose records live in the workspace and work without Prefect.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.cache_policies import NO_CACHE
 
 from ecoraster.config import DaskConfig, RunConfig
-from ecoraster.run import dask_scheduler
-
-from . import steps
+from ecoraster.pipeline import stages
+from ecoraster.pipeline.runner import dask_scheduler
 
 IO_RETRIES = dict(retries=3, retry_delay_seconds=[2, 5, 15])
 
@@ -66,7 +66,7 @@ def dask_settings(config: str, address: str | None = None) -> DaskConfig:
 
 @contextlib.contextmanager
 def dask_engine(config: str, address: str | None = None) -> Iterator[DaskConfig]:
-    """Run the flow body with its Dask scheduler (``ecoraster.run.dask_scheduler``)."""
+    """Run a block with the flow's Dask scheduler (``ecoraster.pipeline.runner.dask_scheduler``)."""
     settings = dask_settings(config, address)
     with dask_scheduler(settings):
         yield settings
@@ -97,90 +97,90 @@ class ProgressArtifact:
             pass
 
 
-def _log_outcome(o: dict[str, Any]) -> None:
+def _log_outcome(o: stages.StageOutcome) -> None:
     logger = get_run_logger()
-    if o["computed"]:
-        logger.info("%s: computed in %.1f s (%d file(s))", o["name"], o["seconds"], len(o["outputs"]))
+    if o.computed:
+        logger.info("%s: computed in %.1f s (%d file(s))", o.name, o.seconds, len(o.outputs))
     else:
-        logger.info("%s: unchanged inputs, reused (key %s…)", o["name"], o["key"][:12])
+        logger.info("%s: unchanged inputs, reused (key %s…)", o.name, o.key[:12])
 
 
-# -- tasks ----------------------------------------------------------------------------------------
+# -- tasks: one stage call each ------------------------------------------------------------------
 
 @task(name="prepare", cache_policy=NO_CACHE)
-def prepare_task(config: str, workspace: str, overlay: str | None, services: list[str] | None,
-                 force: bool = False) -> str:
-    staging = steps.prepare(config, workspace, overlay=overlay, services=services, force=force)
-    get_run_logger().info("validated %s; staging %s", config, staging)
-    return staging
+def prepare_task(plan, workspace, **kwargs) -> stages.RunState:
+    state = stages.prepare(plan, workspace, **kwargs)
+    get_run_logger().info("validated; staging %s", state.staging)
+    return state
 
 
 @task(name="verify-inputs", cache_policy=NO_CACHE, **IO_RETRIES)
-def verify_inputs_task(config: str, workspace: str, overlay: str | None, services: list[str] | None) -> dict[str, str]:
-    seen = steps.verify_inputs(config, workspace, overlay=overlay, services=services)
+def verify_inputs_task(state: stages.RunState) -> dict[str, str]:
+    seen = stages.verify_inputs(state)
     get_run_logger().info("inputs checked: %s", ", ".join(seen))
     return seen
 
 
 @task(name="service", task_run_name="service-{service_id}", cache_policy=NO_CACHE)
-def service_task(config: str, workspace: str, staging: str, service_id: str, overlay: str | None,
-                 force: bool = False) -> dict[str, Any]:
-    get_run_logger().info("%s: checking cache, computing if needed", service_id)
+def service_task(state: stages.RunState, service_id: str, progress=None) -> stages.ServiceOutcome:
     with compute_context():
-        o = steps.service_step(config, workspace, staging, service_id, overlay=overlay, force=force,
-                               progress=ProgressArtifact(f"{service_id}: tiles written"))
+        o = stages.run_service(state, service_id, progress or ProgressArtifact(f"{service_id}: tiles written"))
     _log_outcome(o)
     return o
 
 
-@task(name="value", task_run_name="value-{service[name]}", cache_policy=NO_CACHE)
-def value_task(config: str, workspace: str, staging: str, service: dict[str, Any], overlay: str | None,
-               force: bool = False) -> dict[str, Any]:
+@task(name="value", task_run_name="value-{service.service}", cache_policy=NO_CACHE)
+def value_task(state: stages.RunState, service: stages.ServiceOutcome, progress=None) -> stages.ValuationOutcome:
     with compute_context():
-        o = steps.value_step(config, workspace, staging, service, overlay=overlay, force=force)
+        o = stages.value_service(state, service, progress)
     _log_outcome(o)
     return o
 
 
 @task(name="zonal", task_run_name="zonal-{zone_set}", cache_policy=NO_CACHE)
-def zonal_task(config: str, workspace: str, staging: str, zone_set: str, values: list[dict[str, Any]],
-               overlay: str | None, force: bool = False) -> dict[str, Any]:
-    o = steps.zonal_step(config, workspace, staging, zone_set, values, overlay=overlay, force=force)
+def zonal_task(state: stages.RunState, zone_set: str, values: list) -> stages.ZonalOutcome:
+    o = stages.aggregate_zones(state, zone_set, values)
     _log_outcome(o)
     return o
 
 
 @task(name="products", cache_policy=NO_CACHE)
-def products_task(config: str, workspace: str, staging: str, values: list[dict[str, Any]],
-                  zonal: list[dict[str, Any]], overlay: str | None, force: bool = False) -> dict[str, Any]:
-    o = steps.products_step(config, workspace, staging, values, zonal, overlay=overlay, force=force)
+def products_task(state: stages.RunState, values: list, zonal: list) -> stages.ProductsOutcome:
+    o = stages.build_products(state, values, zonal)
     _log_outcome(o)
     return o
 
 
 @task(name="commit", cache_policy=NO_CACHE)
-def finish_task(config: str, workspace: str, staging: str, outcomes: list[dict[str, Any]], overlay: str | None,
-                services: list[str] | None, extra_manifest: dict[str, Any] | None = None,
-                seen_scenes: dict[str, str] | None = None) -> dict[str, Any]:
-    summary = steps.finish(config, workspace, staging, outcomes, overlay=overlay, services=services,
-                           extra_manifest=extra_manifest, seen_scenes=seen_scenes)
+def finish_task(state: stages.RunState, outcomes: list, **kwargs) -> stages.RunResult:
+    result = stages.finish(state, outcomes, **kwargs)
     logger = get_run_logger()
-    if summary["changed"]:
-        logger.info("committed %s into %s (computed: %s)", staging, workspace, ", ".join(summary["computed"]))
+    if result.changed:
+        logger.info("committed into %s (computed: %s)", result.workspace, ", ".join(result.computed) or "-")
     else:
-        logger.info("nothing changed; %s kept as it is", summary["manifest"])
-    return summary
+        logger.info("nothing changed; %s kept as it is", result.manifest_path)
+    return result
+
+
+class PrefectExecutor:
+    """Runs each stage the runner asks for as its Prefect task (futures in, futures out)."""
+
+    TASKS = {"prepare": prepare_task, "verify": verify_inputs_task, "service": service_task,
+             "value": value_task, "zonal": zonal_task, "products": products_task, "commit": finish_task}
+
+    def submit(self, stage: str, *args: Any, **kwargs: Any):
+        return self.TASKS[stage].submit(*args, **kwargs)
 
 
 @task(name="totals-artifact", cache_policy=NO_CACHE)
-def totals_artifact_task(config: str, values: list[dict[str, Any]], summary: dict[str, Any]) -> list[dict[str, Any]]:
+def totals_artifact_task(config: str, result: stages.RunResult) -> list[dict[str, Any]]:
     """A table artifact of the run's totals (实物量 / 价值量 per output)."""
     cfg = RunConfig.load(config)
-    rows = totals_rows(values)
+    rows = totals_rows(result)
     key = "".join(c if c.isalnum() else "-" for c in f"gep-totals-{cfg.region}-{cfg.year}".lower())
-    changed = "updated" if summary.get("changed") else "unchanged"
+    changed = "updated" if result.changed else "unchanged"
     description = (f"GEP totals, {cfg.region_name or cfg.region} {cfg.year} ({changed}); "
-                   f"manifest `{summary.get('manifest')}`")
+                   f"manifest `{result.manifest_path}`")
     try:
         create_table_artifact(table=rows, key=key, description=description)
     except Exception as exc:
@@ -188,37 +188,14 @@ def totals_artifact_task(config: str, values: list[dict[str, Any]], summary: dic
     return rows
 
 
-def totals_rows(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def totals_rows(result: stages.RunResult) -> list[dict[str, Any]]:
     """One row per output raster of every (valued) service: float64 total and its unit."""
-    rows = []
-    for v in values:
-        res = steps._read_result(v["path"])
-        for out_id, rec in res.outputs.items():
-            rows.append({"service": res.service, "output": out_id, "kind": rec.kind, "total": rec.total,
-                         "units": rec.units, "per": rec.per, "recomputed": v["computed"]})
-    return rows
+    recomputed = set(result.computed)
+    return [{"service": sid, "output": out_id, "kind": rec.kind, "total": rec.total, "units": rec.units,
+             "per": rec.per, "recomputed": f"value.{sid}" in recomputed}
+            for sid, res in result.services.items() for out_id, rec in res.outputs.items()]
 
 
-def run_steps(config: str, workspace: str, staging: str, *, overlay: str | None, services: list[str] | None,
-              force: bool, extra_manifest: dict[str, Any] | None = None,
-              seen_scenes: dict[str, str] | None = None) -> dict[str, Any]:
-    """Submit every step as a task (services in parallel; valuation after its service; zone
-    tables after every valuation; products; commit) and return the commit summary. Call from
-    inside a flow. The staging folder is removed if anything fails."""
-    try:
-        verify = verify_inputs_task.submit(config, workspace, overlay, services)
-        plan = steps.plan_for(config, overlay)
-        svc_futures = [service_task.submit(config, workspace, staging, sid, overlay, force, wait_for=[verify])
-                       for sid in steps.chosen_services(plan, services)]
-        value_futures = [value_task.submit(config, workspace, staging, f, overlay, force) for f in svc_futures]
-        zonal_futures = [zonal_task.submit(config, workspace, staging, name, value_futures, overlay, force)
-                         for name in plan.config.zones]
-        prod_future = products_task.submit(config, workspace, staging, value_futures, zonal_futures, overlay, force)
-        outcomes = [f.result() for f in [*svc_futures, *value_futures, *zonal_futures, prod_future]]
-        summary = finish_task(config, workspace, staging, outcomes, overlay, services, extra_manifest, seen_scenes)
-    except BaseException:
-        steps.discard(staging)
-        raise
-    values = [o for o in summary["outcomes"] if o["name"].startswith("value.")]
-    totals_artifact_task(config, values, summary)
-    return summary
+def flow_summary(result: stages.RunResult, **extra: Any) -> dict[str, Any]:
+    """What a flow returns: the run's summary and every step's outcome (JSON-able)."""
+    return {**result.summary(), "outcomes": [o.summary() for o in result.outcomes], **extra}

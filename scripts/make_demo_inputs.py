@@ -9,21 +9,24 @@ demo extent (EPSG:32649), each tagged with its units and source:
 - monthly NDVI (12 bands) and annual mean NDVI, and annual actual ET: class-typical values of the
   GEP classes averaged over the real 30 m land cover of 2013 inside each 1 km cell
   (configs/parameters/demo_class_ndvi_aet.csv, ✱) — a stand-in for a MOD13A3-like product;
-- PM2.5, PM10, SO2 and NO2 concentrations (µg/m³): the real CNEMC daily means of 2017-04-11 at the
-  stations inside Wuhan, interpolated by IDW (ecoraster.ingest.monitoring) — one day's mean standing
-  in for an annual mean. This part needs ../shared (the CNEMC sample); the written files are
-  committed so the demo does not.
+- PM2.5, PM10, SO2 and NO2 concentrations (µg/m³): the spatial pattern and the pollutant ratios of the
+  real CNEMC daily means of 2017-04-11 at the stations inside Wuhan, interpolated by IDW
+  (ecoraster.ingest.monitoring), scaled so that the PM2.5 grid's mean equals Wuhan's real CNEMC annual
+  mean PM2.5 of 2014 (the observed year nearest to 2013; shared/data/real/cnemc_pm25_city_daily_2014_2016).
+  The level of PM2.5 is observed; the pattern, and PM10 / SO2 / NO2 scaled by the same factor, are
+  stand-ins. This part needs ../shared; the written files are committed so the demo does not.
 
-Run from the repository root: ``.venv/bin/python scripts/make_demo_inputs.py``.
+Run from the repository root: ``.venv/bin/python scripts/make_demo_inputs.py`` (``--air`` remakes only
+the concentration grids).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import rasterio
 from rasterio.enums import Resampling
 
@@ -35,10 +38,14 @@ from ecoraster.ingest.landcover import reclassify_array  # noqa: E402
 from ecoraster.tables import read_table  # noqa: E402
 
 OUT = REPO / "data" / "sample" / "wuhan" / "climate"
+SHARED = Path(os.environ.get("ECORASTER_SHARED", REPO.parent / "shared"))  # ../shared beside the clone
 LULC = REPO / "data" / "sample" / "wuhan" / "wh2013_refy.tif"
 NORMALS = REPO / "configs" / "parameters" / "demo_wuhan_climate_normals.csv"
 CLASS_TABLE = REPO / "configs" / "parameters" / "demo_class_ndvi_aet.csv"
-CNEMC = REPO.parent / "shared" / "data" / "real" / "china-aq-stations-cnemc-2017" / "20170411_daily_city_obs.txt"
+CNEMC = SHARED / "data" / "real" / "china-aq-stations-cnemc-2017" / "20170411_daily_city_obs.txt"
+CITY_PM25 = (SHARED / "data" / "real" / "cnemc_pm25_city_daily_2014_2016"
+             / "pm25_daily_wuhan_tianjin_shanghai_2014_2016.csv")
+PM25_YEAR = 2014  # the observed year nearest to the demo's 2013
 DISTRICTS = REPO / "data" / "sample" / "wuhan" / "wuhan_districts.geojson"
 NODATA = -9999.0
 RES = 1000.0
@@ -82,8 +89,20 @@ def class_fractions(grid: Grid, codes: list[int]) -> tuple[np.ndarray, np.ndarra
     return np.array(shares[:-1]), shares[-1]
 
 
+def city_annual_pm25(path: Path, city: str, year: int) -> tuple[float, int]:
+    """Annual mean PM2.5 (µg/m³) of ``city`` in ``year`` from the CNEMC city-daily table, and the day count."""
+    table = pd.read_csv(path)
+    rows = table[(table["City"] == city) & (table["Year"] == year)]["PM2.5"].dropna()
+    if len(rows) < 300:
+        raise SystemExit(f"{path}: {city} {year} has {len(rows)} daily PM2.5 values (< 300): no annual mean")
+    return float(rows.mean()), int(len(rows))
+
+
 def main() -> None:
     grid = demo_grid()
+    if "--air" in sys.argv[1:]:
+        write_concentrations(grid)
+        return
     normals = read_table(NORMALS)
     src_normals = "configs/parameters/demo_wuhan_climate_normals.csv (Wuhan monthly normals, uniform; ✱)"
     ones = np.ones(grid.shape)
@@ -113,8 +132,12 @@ def main() -> None:
     aet = np.where(valid > 0, np.nansum(weights * table["aet_mm"].to_numpy(float)[:, None, None], axis=0), NODATA)
     write(OUT / "aet_annual.tif", aet, grid, "mm/yr", "actual evapotranspiration (stand-in)", src_class)
 
-    if not CNEMC.exists():
-        print(f"{CNEMC} not found: concentration grids not remade (the committed ones stay)")
+    write_concentrations(grid)
+
+
+def write_concentrations(grid: Grid) -> None:
+    if not CNEMC.exists() or not CITY_PM25.exists():
+        print(f"{CNEMC} or {CITY_PM25} not found: concentration grids not remade (the committed ones stay)")
         return
     import geopandas as gpd
 
@@ -122,6 +145,7 @@ def main() -> None:
 
     region = gpd.read_file(DISTRICTS).to_crs(4326)
     raw = mon.read_cnemc(CNEMC)
+    grids: dict[str, tuple[np.ndarray, int, dict]] = {}
     for column, name in [("PM2_5", "pm25"), ("PM10", "pm10"), ("SO2", "so2"), ("NO2", "no2")]:
         clean, qc = mon.qc_observations(raw, [column], region=region, region_buffer_m=5000)
         stations = clean.groupby("station_id").agg(lon=("lon", "first"), lat=("lat", "first"),
@@ -129,10 +153,20 @@ def main() -> None:
         stations = stations.rename(columns={"value": column}).dropna()
         stations.attrs = dict(raw.attrs)
         conc, report = mon.interpolate_stations(stations, column, grid, method="idw")
-        write(OUT / f"{name}_ugm3.tif", conc.values, grid, "µg/m3",
-              f"{column.replace('_', '.')} concentration (CNEMC 2017-04-11 daily mean, IDW of {len(stations)} stations)",
-              "CNEMC national real-time release via Qinxiaoying/ShanTou (no licence stated); "
-              f"IDW LOOCV RMSE {report.get('loocv_rmse'):.2f} µg/m3")
+        grids[name] = (np.asarray(conc.values, dtype=np.float64), len(stations), report)
+    annual, days = city_annual_pm25(CITY_PM25, "Wuhan", PM25_YEAR)
+    pm25 = grids["pm25"][0]
+    day_mean = float(np.nanmean(np.where(pm25 == NODATA, np.nan, pm25)))
+    factor = annual / day_mean  # µg/m³ annual ÷ µg/m³ on 2017-04-11
+    for name, (values, n, report) in grids.items():
+        scaled = np.where(np.isfinite(values) & (values != NODATA), values * factor, NODATA)
+        what = "OBSERVED level" if name == "pm25" else "STAND-IN level (PM2.5 factor applied)"
+        write(OUT / f"{name}_ugm3.tif", scaled, grid, "µg/m3",
+              f"{name.upper()} concentration: 2017-04-11 CNEMC pattern of {n} stations (IDW) × {factor:.4f} "
+              f"= Wuhan {PM25_YEAR} annual mean PM2.5 {annual:.1f} / 2017-04-11 grid mean {day_mean:.1f}; {what}",
+              "CNEMC national real-time release via Qinxiaoying/ShanTou (no licence stated); CNEMC city daily "
+              f"PM2.5 2014-2016 via CRAN SpTe2M (GPL>=3), Wuhan {PM25_YEAR}: {days} days; "
+              f"IDW LOOCV RMSE {report.get('loocv_rmse'):.2f} µg/m3 (unscaled)")
 
 
 if __name__ == "__main__":

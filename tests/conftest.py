@@ -56,3 +56,17 @@ def write_raster(path: Path, array: np.ndarray, *, nodata=None, res: float = 30.
 @pytest.fixture
 def raster_writer():
     return write_raster
+
+
+#: Marks by place: every test of a folder / file gets its marker (see pyproject's markers).
+_MARKS_BY_PATH = (("tests/flows/", "flows"), ("tests/e2e/", "e2e"), ("tests/test_notebook.py", "e2e"),
+                  ("tests/query/test_map_page_e2e.py", "browser"), ("tests/test_kernels.py", "unit"),
+                  ("tests/test_grid.py", "unit"), ("tests/pipeline/test_cache.py", "unit"))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
+        for prefix, mark in _MARKS_BY_PATH:
+            if path.startswith(prefix):
+                item.add_marker(getattr(pytest.mark, mark))

@@ -8,7 +8,8 @@ import pytest
 import rasterio
 
 from ecoraster.errors import MissingLookupValuesError, ValidationFailed
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 
 from .conftest import REPO
 
@@ -49,7 +50,7 @@ def test_storage_and_change_by_hand(tmp_zh, raster_writer):
     alt = bas.copy()
     alt[1, :] = 2
     cfg = _setup(tmp_zh, raster_writer, bas, alt)
-    result = execute_run(cfg, tmp_zh / "ws")
+    result = pipeline.run(cfg, tmp_zh / "ws")
     res = result.services["carbon_storage"]
     # class 1: 15+10+60+1 = 86 Mg C/ha; class 2: 5+3+20+0 = 28 Mg C/ha; pixel 30 m = 0.09 ha
     # baseline: 89 px of class 1 (100 − 10 in row 0 − 1 nodata) and 10 of class 2
@@ -79,7 +80,7 @@ def test_numpy_equals_dask_chunking(tmp_zh, raster_writer):
     rng = np.random.default_rng(0)
     bas = rng.integers(1, 3, size=(150, 130)).astype(np.uint8)
     cfg = _setup(tmp_zh, raster_writer, bas)
-    res = execute_run(cfg, tmp_zh / "ws").services["carbon_storage"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["carbon_storage"]
     with rasterio.open(res.outputs["c_storage_bas"].path) as src:
         got = src.read(1)
     # numpy reference: table lookup × 0.09 ha, no chunking
@@ -97,7 +98,7 @@ def test_missing_codes_listed_with_counts_and_nothing_written(tmp_zh, raster_wri
     msg = str(issues[0])
     assert "bas.tif" in msg and "pools.csv" in msg and "7 (3 px)" in msg and "9 (1 px)" in msg
     with pytest.raises(ValidationFailed, match="7 \\(3 px\\), 9 \\(1 px\\)"):
-        execute_run(cfg, tmp_zh / "ws")
+        pipeline.run(cfg, tmp_zh / "ws")
     assert not (tmp_zh / "ws").exists() or not any((tmp_zh / "ws").iterdir())
     assert issubclass(MissingLookupValuesError, ValueError)
 
@@ -111,7 +112,7 @@ def test_bad_pool_table_value_is_named(tmp_zh, raster_writer):
 @pytest.mark.shared
 def test_willamette_matches_invest(shared_data, tmp_zh):
     """InVEST 3.20.2 on its Willamette sample: 41,401,390.815 / 37,875,295.71 / −3,526,095.105 Mg C."""
-    result = execute_run(REPO / "configs" / "examples" / "willamette_carbon.yaml", tmp_zh / "ws")
+    result = pipeline.run(REPO / "configs" / "examples" / "willamette_carbon.yaml", tmp_zh / "ws")
     totals = result.services["carbon_storage"].totals
     assert totals["c_storage_bas_total"][0] == pytest.approx(41_401_390.815, rel=1e-7)
     assert totals["c_storage_alt_total"][0] == pytest.approx(37_875_295.71, rel=1e-7)

@@ -2,7 +2,7 @@ import textwrap
 
 import pytest
 
-from ecoraster.catalog import Catalog
+from ecoraster.datasets import Catalog
 from ecoraster.config import RunConfig, build_grid
 from ecoraster.errors import CatalogError, ConfigError, MissingFileError
 

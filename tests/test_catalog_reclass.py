@@ -5,7 +5,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 
 
 def _setup(tmp, raster_writer, lulc):
@@ -32,7 +33,7 @@ def test_reclassified_input_feeds_gep_class_table(tmp_zh, raster_writer):
     lulc[0, :] = 40
     lulc[3, 4] = 0
     cfg = _setup(tmp_zh, raster_writer, lulc)
-    res = execute_run(cfg, tmp_zh / "ws").services["carbon_storage"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["carbon_storage"]
     # 14 tree px → class 11: 174 Mg C/ha; 5 crop px → class 51: 106 Mg C/ha; 0.09 ha per pixel
     assert res.totals["c_storage_bas_total"][0] == pytest.approx((14 * 174 + 5 * 106) * 0.09, rel=1e-6)
 

@@ -69,7 +69,8 @@ def test_failed_run_keeps_previous_results(tmp_zh, raster_writer, monkeypatch):
     good = (ws / "carbon_storage" / "c_storage_bas.tif").read_bytes()
     manifest = (ws / "run.json").read_text()
 
-    from ecoraster import run as run_module
+    from ecoraster import pipeline
+    from ecoraster.pipeline import stages
 
     def broken_aggregate(*args, **kwargs):
         raise RuntimeError("aggregation crashed")
@@ -84,9 +85,9 @@ def test_failed_run_keeps_previous_results(tmp_zh, raster_writer, monkeypatch):
     from shapely.geometry import box
 
     gpd.GeoDataFrame({"id": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4527").to_file(tmp_zh / "zones.gpkg")
-    monkeypatch.setattr(run_module, "aggregate_zones", broken_aggregate)
+    monkeypatch.setattr(stages, "aggregate_zones", broken_aggregate)
     with pytest.raises(RuntimeError, match="aggregation crashed"):
-        run_module.execute_run(cfg, ws)
+        pipeline.run(cfg, ws)
     assert (ws / "carbon_storage" / "c_storage_bas.tif").read_bytes() == good
     assert (ws / "run.json").read_text() == manifest
     assert not list(ws.glob(".staging*"))

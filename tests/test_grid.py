@@ -2,7 +2,6 @@ import math
 
 import numpy as np
 import pytest
-import rasterio
 
 from ecoraster.errors import (
     EcorasterError,

@@ -17,8 +17,9 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box
 
-from ecoraster.catalog import Catalog
-from ecoraster.run import execute_run, validate_run
+from ecoraster.datasets import Catalog
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 
 from .conftest import REPO
 
@@ -100,7 +101,7 @@ def test_ninghe_full_run_with_supplied_data(tmp_zh):
     _copy_repo_subset(tmp_zh, "ninghe")
     _supply_analyst_data(tmp_zh, "ninghe", 4527)
     cfg = tmp_zh / "configs" / "ninghe_2020.yaml"
-    result = execute_run(cfg, tmp_zh / "ws")
+    result = pipeline.run(cfg, tmp_zh / "ws")
     assert set(result.services) == {"water_conservation", "carbon_sequestration", "air_purification",
                                     "carbon_storage"}
     wc = result.services["water_conservation"].outputs["water_conservation_m3"]

@@ -1,11 +1,15 @@
 """HTTP API and map page for planners (FastAPI): parcel by id, parcels by bbox (paged
 GeoJSON), the parcel at a point, the value a footprint would take away, and the ranking of
-candidate sites. OpenAPI docs at ``/docs``; the map page at ``/``.
+candidate sites; the per-pixel layers of every product (legend, PNG of a view, XYZ tiles, via
+rio-tiler), the zone sets and a printable site report (项目立项). OpenAPI docs at ``/docs`` and
+``/redoc`` from assets shipped with the ``fastapi-offline`` package (nothing from a CDN); the
+map page at ``/``.
 
-Thin over :mod:`ecoraster.query`: every endpoint is one library call. Errors answer 4xx
-with ``{"error": <code>, "message": <one line>}``: 404 unknown parcel, 422 refused
-footprint (``invalid_geometry``, ``not_polygon``, ``bad_geojson``, ``unknown_crs``,
-``outside_region``, ``too_large``), 400 other bad queries.
+Thin over :mod:`ecoraster.query`: every endpoint is one library call. Every 4xx answers
+``{"error": <code>, "message": <one line>}`` (validation errors add ``details``): 404 unknown
+parcel / layer / route, 422 refused footprint (``invalid_geometry``, ``not_polygon``,
+``bad_geojson``, ``unknown_crs``, ``outside_region``, ``too_large``) or invalid parameters
+(``invalid_request``), 400 other bad queries.
 
 Run with ``eco serve -w WORKSPACE`` or ``uvicorn`` on ``create_app(workspace)``.
 """
@@ -16,13 +20,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastapi import Body, FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import Body, FastAPI, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import EcorasterError, FootprintError, ParcelNotFoundError, QueryError
+from ..query.workspace import names_of
 from ..query import DEFAULT_MAX_AREA_HA, ParcelStore, RunWorkspace, SiteValuer, ranking_table
 from ..query.footprint import bbox_to_grid, footprints_from_collection, normalise_crs
+from ..query.layers import LayerNotFoundError, MapLayers, dedupe_breaks, zone_sets, zones_geojson
+from ..query.report import site_report_html
 
 STATIC = Path(__file__).parent / "static"
 
@@ -51,6 +61,7 @@ class QueryService:
         self.ws = RunWorkspace.open(workspace, year)
         self.store = ParcelStore(self.ws.parcels_path, in_memory=in_memory) if self.ws.parcels_path else None
         self.valuer = SiteValuer(self.ws, self.store, max_area_ha=max_area_ha) if self.ws.layers else None
+        self.map_layers = MapLayers(self.ws)
         self.max_area_ha = max_area_ha
         self.crs_label = self.ws.grid.to_dict()["crs"]
 
@@ -81,15 +92,48 @@ class QueryService:
         return {**feature, "geometry": shapely.geometry.mapping(geom)}
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": code, "message": message})
+#: Content-Security-Policy of every HTML page: scripts, styles, images and workers from this
+#: server only (inline code and data:/blob: URLs of the pages themselves allowed). Redoc's
+#: bundle asks a CDN for its logo: the browser refuses that, so nothing leaves the machine.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' blob:; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; worker-src 'self' blob:; font-src 'self' data:; connect-src 'self'")
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    content: dict[str, Any] = {"error": code, "message": message}
+    if details is not None:
+        content["details"] = details
+    return JSONResponse(status_code=status, content=content)
+
+
+#: Error codes of plain HTTP errors (unknown route, wrong method …).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large"}
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()]
+    first = details[0] if details else {"loc": [], "msg": "invalid request"}
+    where = ".".join(first["loc"]) or "request"
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return f"{where}: {first['msg']}{more}", details
+
+
+def _parse_bbox(bbox: str) -> list[float]:
+    try:
+        numbers = [float(v) for v in bbox.split(",")]
+    except ValueError:
+        raise QueryError(f"bbox {bbox!r}: expected four numbers minx,miny,maxx,maxy") from None
+    if len(numbers) != 4:
+        raise QueryError(f"bbox {bbox!r}: expected four numbers minx,miny,maxx,maxy")
+    return numbers
 
 
 def create_app(workspace: str | os.PathLike, *, year: int | None = None,
                max_area_ha: float | None = DEFAULT_MAX_AREA_HA, in_memory: bool = True) -> FastAPI:
     """The API + map page for the run in ``workspace`` (opened once, at start-up)."""
     svc = QueryService(workspace, year=year, max_area_ha=max_area_ha, in_memory=in_memory)
-    app = FastAPI(
+    app = FastAPIOffline(
+        redoc_url=None,  # our own /redoc below: the same assets, with a CSP
         title="ecoraster GEP queries",
         description=(f"Parcel values and project siting for **{svc.ws.region}** {svc.ws.year} "
                      f"(prices of {svc.ws.price_year}). Geometries are in the grid CRS {svc.crs_label} "
@@ -98,6 +142,21 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
     )
     app.state.service = svc
 
+    @app.middleware("http")
+    async def _csp(request: Request, call_next):
+        response = await call_next(request)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["Content-Security-Policy"] = CSP
+        return response
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        from fastapi.openapi.docs import get_redoc_html
+
+        return get_redoc_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - ReDoc",
+                              redoc_js_url="/static-offline-docs/redoc.standalone.js", with_google_fonts=False,
+                              redoc_favicon_url="/static-offline-docs/favicon.png")
+
     @app.exception_handler(FootprintError)
     async def _footprint_error(request: Request, exc: FootprintError) -> JSONResponse:
         return _error(422, exc.reason, str(exc))
@@ -105,6 +164,23 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
     @app.exception_handler(ParcelNotFoundError)
     async def _not_found(request: Request, exc: ParcelNotFoundError) -> JSONResponse:
         return _error(404, "parcel_not_found", f"no parcel with parcel_id {exc.parcel_id!r}")
+
+    @app.exception_handler(LayerNotFoundError)
+    async def _no_layer(request: Request, exc: LayerNotFoundError) -> JSONResponse:
+        return _error(404, "layer_not_found", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = _validation_message(exc)
+        return _error(422, "invalid_request", message, details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such path {request.url.path!r} (see /docs)"
+        return _error(exc.status_code, code, message)
 
     @app.exception_handler(EcorasterError)
     async def _bad_query(request: Request, exc: EcorasterError) -> JSONResponse:
@@ -130,9 +206,17 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
             raise QueryError(f"no column {column!r} in the parcel table")
         qs = [i / classes for i in range(classes + 1)]
         cur = store.cursor()
-        row = cur.execute(f'SELECT quantile_cont("{column}", ?) FROM parcels WHERE "{column}" IS NOT NULL',
-                          [qs]).fetchone()
-        return {"column": column, "units": svc.ws.units.get(column), "breaks": row[0] or []}
+        row = cur.execute(f'SELECT quantile_cont("{column}", ?), min("{column}") FROM parcels '
+                          f'WHERE "{column}" IS NOT NULL', [qs]).fetchone()
+        lowest = row[1]
+        # equal quantiles (many parcels with the same value) would give classes with the same
+        # bounds: each bound is kept once, at 3 significant digits
+        out = {"column": column, "units": svc.ws.units.get(column), "breaks": dedupe_breaks(row[0] or []),
+               "min": lowest, "has_negative": bool(lowest is not None and lowest < 0)}
+        code = column.rsplit("_", 1)[0] if column.endswith(("_value", "_qty")) else None
+        if code:
+            out.update({k: v for k, v in names_of(code).items()})
+        return out
 
     @app.get("/api/parcels/{parcel_id}", summary="One parcel: its catalogue (products, GEP) and outline")
     def parcel(parcel_id: str, crs: str | None = Query(None, description="output CRS: EPSG:4326, EPSG:4490 "
@@ -190,6 +274,53 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
             valuer.clip(fp)  # refuse a site outside the region before valuing any
         ranked = valuer.compare(fps)
         return {"ranking": ranking_table(ranked), "sites": [r.to_dict() for r in ranked]}
+
+    @app.get("/api/layers", summary="Per-pixel map layers: every product's value and quantity, names, units")
+    def layers() -> dict[str, Any]:
+        return {"layers": svc.map_layers.describe(),
+                "zone_sets": [{"id": z, "title": zones_title(z)} for z in zone_sets(svc.ws)]}
+
+    def zones_title(name: str) -> str:
+        from ..query.layers import ZONE_LABELS
+
+        return ZONE_LABELS.get(name, name)
+
+    @app.get("/api/layers/{layer_id}/legend", summary="Classes (colours, bounds, units) and notes of a layer")
+    def layer_legend(layer_id: str = PathParam(..., description="<product>.<value|physical>"),
+                     classes: int = Query(7, ge=2, le=7)) -> dict[str, Any]:
+        return svc.map_layers.legend(layer_id, classes)
+
+    @app.get("/api/layers/{layer_id}/image.png", summary="A layer drawn over a bbox of the grid CRS (PNG)",
+             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    def layer_image(layer_id: str, bbox: str = Query(..., description="minx,miny,maxx,maxy in the grid CRS"),
+                    width: int = Query(512, ge=1, le=4096), height: int = Query(512, ge=1, le=4096)) -> Response:
+        png = svc.map_layers.render(layer_id, _parse_bbox(bbox), width, height)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/api/tiles/{layer_id}/{z}/{x}/{y}.png", summary="XYZ tile (Web Mercator, 256 px) of a layer",
+             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    def layer_tile(layer_id: str, z: int = PathParam(..., ge=0, le=24), x: int = PathParam(..., ge=0),
+                   y: int = PathParam(..., ge=0)) -> Response:
+        png = svc.map_layers.tile(layer_id, z, x, y)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/api/zones/{zone_set}", summary="A zone set (districts, townships, wetland units) as GeoJSON")
+    def zones(zone_set: str, simplify: float = Query(0.0, ge=0, description="tolerance, grid CRS units")) -> dict:
+        out = zones_geojson(svc.ws, zone_set, simplify)
+        return {**out, "crs": {"type": "name", "properties": {"name": svc.crs_label}}}
+
+    @app.post("/api/report", summary="Printable site report (项目立项) for footprints: HTML",
+              response_class=HTMLResponse)
+    def report(sites: dict = Body(..., description="Feature (the proposed site) or FeatureCollection "
+                                                   "(proposed site first, then the candidates)"),
+               crs: str | None = Query(None, description="CRS of the coordinates")) -> HTMLResponse:
+        valuer = svc.require_valuer()
+        fc = sites if sites.get("type") == "FeatureCollection" else {"type": "FeatureCollection",
+                                                                      "features": [sites], **(
+            {"crs": sites["crs"]} if "crs" in sites else {})}
+        fps = footprints_from_collection(fc, svc.ws.grid.crs, crs=crs, max_area_ha=svc.max_area_ha)
+        results = [valuer.value(fp) for fp in fps]
+        return HTMLResponse(site_report_html(svc.map_layers, results))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

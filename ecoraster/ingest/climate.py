@@ -99,7 +99,6 @@ def open_climate(
 
 
 def _open_netcdf(p: Path, variable: str | None, time_chunk: int) -> xr.DataArray:
-    import rioxarray  # noqa: F401
 
     ds = xr.open_dataset(p, chunks={}, decode_coords="all", mask_and_scale=True)
     gridded = [v for v in ds.data_vars if ds[v].ndim >= 2]
@@ -156,7 +155,6 @@ def _read_grib_bands(path: str, b0: int, b1: int, nodata) -> np.ndarray:
 
 
 def _open_geotiff(p: Path, time_chunk: int) -> xr.DataArray:
-    import rioxarray
 
     arr = rioxarray.open_rasterio(p, chunks={"band": time_chunk}, masked=True)
     with rasterio.open(p) as src:

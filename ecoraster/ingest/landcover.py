@@ -26,12 +26,12 @@ from rasterio.windows import Window
 
 from ..errors import MissingFileError, MissingLookupValuesError, TableError
 from ..grid import DEFAULT_CHUNK, Grid, align_to, inspect_source
+from ..resources import config_dirs, config_path
 from ..kernels.ingest_lookup import build_dense_lut, reclassify_block, uncovered_mask
 from ._common import georef
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TABLE_DIR = REPO_ROOT / "configs" / "landcover"
-CLASSES_CSV = REPO_ROOT / "configs" / "classes" / "gep_ecosystem_classes.csv"
+#: The GEP ecosystem classes, relative to the reference tables (:mod:`ecoraster.resources`).
+CLASSES_CSV = ("classes", "gep_ecosystem_classes.csv")
 
 #: Output nodata of GEP class rasters.
 GEP_NODATA = 0
@@ -60,7 +60,7 @@ class LandcoverTable:
 
 def gep_class_codes() -> set[int]:
     """The GEP ecosystem class codes of ``configs/classes/gep_ecosystem_classes.csv``."""
-    with open(CLASSES_CSV, newline="", encoding="utf-8") as f:
+    with open(config_path(*CLASSES_CSV), newline="", encoding="utf-8") as f:
         return {int(row["code"]) for row in csv.DictReader(f)}
 
 
@@ -68,9 +68,9 @@ def resolve_table_path(table: str | Path) -> Path:
     """A table name (``"esa_worldcover"``) or a path → the CSV path."""
     p = Path(table)
     if p.suffix.lower() != ".csv" and len(p.parts) == 1:
-        p = TABLE_DIR / f"{p.name}.csv"
+        p = config_path("landcover", f"{p.name}.csv", must_exist=False)
     if not p.exists():
-        known = ", ".join(sorted(x.stem for x in TABLE_DIR.glob("*.csv")))
+        known = ", ".join(sorted({x.stem for d in config_dirs() for x in (d / "landcover").glob("*.csv")}))
         raise MissingFileError(str(p), field=f"landcover table (known: {known})")
     return p
 
@@ -105,7 +105,7 @@ def load_table(table: str | Path | LandcoverTable) -> LandcoverTable:
         except (TypeError, ValueError):
             raise TableError(f"{path}: row {lineno}: gep_code {row['gep_code']!r} is not an integer") from None
         if g not in valid_gep:
-            raise TableError(f"{path}: row {lineno}: gep_code {g} is not a GEP class of {CLASSES_CSV.name}")
+            raise TableError(f"{path}: row {lineno}: gep_code {g} is not a GEP class of {CLASSES_CSV[-1]}")
         if code in codes:
             raise TableError(f"{path}: row {lineno}: src_code {code!r} repeats")
         if code.lstrip("-").isdigit():
@@ -276,5 +276,5 @@ def reclassify(
     out = georef(xr.DataArray(data, dims=("y", "x"), name="ecosystem_class"), target)
     out.attrs = {"units": "class", "nodata": GEP_NODATA, "_FillValue": GEP_NODATA,
                  "table": tab.path, "source": info.path, "resampling": resampling,
-                 "classes": str(CLASSES_CSV.relative_to(REPO_ROOT))}
+                 "classes": "configs/" + "/".join(CLASSES_CSV)}
     return out

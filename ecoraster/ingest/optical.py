@@ -8,7 +8,8 @@ unitless, float32) and ``valid`` (bool), lazily on the source grid or a target
 - :func:`read_sentinel2_l2a` (SCL classes, BOA_ADD_OFFSET −1000 from baseline 04.00)
 - :func:`read_modis_sr` (MOD09/MYD09 GQ as a 3-band GeoTIFF red, NIR, QC; ×1e-4)
 
-Coefficients come from ``configs/parameters/optical.yaml`` and ``lai_ndvi.yaml``.
+Coefficients come from ``configs/parameters/optical.yaml`` and ``lai_ndvi.yaml``. FVC → LAI
+is the one relation of :mod:`ecoraster.kernels.vegetation` (FVC capped at 0.95, LAI ≤ 6.0).
 """
 
 from __future__ import annotations
@@ -26,16 +27,24 @@ import xarray as xr
 from .. import yamlio
 from ..errors import ConfigError, InputDataError, MissingFileError
 from ..grid import DEFAULT_CHUNK, Grid, align_to, inspect_source
+from ..engine import map_blocks, reduce_blocks
 from ..kernels import ingest_optical as kern
+from ..kernels.vegetation import lai_from_fvc
+from ..resources import config_path
 from ._common import georef
 
-PARAM_DIR = Path(__file__).resolve().parents[2] / "configs" / "parameters"
 
-
-@lru_cache(maxsize=4)
 def load_parameters(name: str = "optical") -> dict:
-    """A parameter YAML of ``configs/parameters`` (``optical`` or ``lai_ndvi``)."""
-    return yamlio.read_mapping(PARAM_DIR / f"{name}.yaml", field="parameters")
+    """A parameter YAML of ``configs/parameters`` (``optical`` or ``lai_ndvi``), found through
+    :func:`ecoraster.resources.config_path` and cached on the file's size and mtime."""
+    path = config_path("parameters", f"{name}.yaml")
+    st = path.stat()
+    return _read_parameters(str(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _read_parameters(path: str, _size: int, _mtime_ns: int) -> dict:
+    return yamlio.read_mapping(path, field="parameters")
 
 
 def _value(section: str, key: str):
@@ -111,7 +120,7 @@ def read_landsat_c2l2(
     target = grid or Grid.from_raster(red_path)
     nir_dn = _aligned(nir_path, target, chunk, nodata=0)
     qa = _aligned(qa_pixel_path, target, chunk, nodata=1)  # QA fill is bit 0 = 1
-    clear = qa.data.map_blocks(kern.bits_clear, bit_mask, dtype=bool)
+    clear = map_blocks(kern.bits_clear, qa.data, bit_mask=bit_mask, dtype=bool)
     valid = clear & (red_dn.data >= lo) & (red_dn.data <= hi) & (nir_dn.data >= lo) & (nir_dn.data <= hi)
     red = (red_dn.data.astype(np.float32) * np.float32(scaling[0][0]) + np.float32(scaling[0][1]))
     nir = (nir_dn.data.astype(np.float32) * np.float32(scaling[1][0]) + np.float32(scaling[1][1]))
@@ -170,7 +179,7 @@ def read_sentinel2_l2a(
     target = grid or Grid.from_raster(red_path)
     nir_dn = _aligned(nir_path, target, chunk, nodata=0)
     scl = _aligned(scl_path, target, chunk, nodata=0)
-    valid = scl.data.map_blocks(kern.class_in_set, keep_lut, dtype=bool) & (red_dn.data > 0) & (nir_dn.data > 0)
+    valid = map_blocks(kern.class_in_set, scl.data, keep_lut=keep_lut, dtype=bool) & (red_dn.data > 0) & (nir_dn.data > 0)
     red = (red_dn.data.astype(np.float32) + np.float32(offsets[0])) / np.float32(quant)
     nir = (nir_dn.data.astype(np.float32) + np.float32(offsets[1])) / np.float32(quant)
     return _dataset(red, nir, valid, target, {"sensor": "Sentinel-2 L2A", "processing_baseline": processing_baseline,
@@ -221,14 +230,14 @@ def _like(ds_var: xr.DataArray, data, name: str, units: str, **attrs) -> xr.Data
 
 def ndvi(ds: xr.Dataset) -> xr.DataArray:
     """NDVI (unitless, float32, NaN where invalid) of a reader's Dataset (Rouse et al. 1974)."""
-    data = da.map_blocks(kern.ndvi_block, ds["red"].data, ds["nir"].data, ds["valid"].data, dtype=np.float32)
+    data = map_blocks(kern.ndvi_block, ds["red"].data, ds["nir"].data, ds["valid"].data)
     return _like(ds["red"], data, "ndvi", "1", source=ds.attrs.get("source", ""))
 
 
 def savi(ds: xr.Dataset, soil_l: float | None = None) -> xr.DataArray:
     """SAVI with soil factor ``soil_l`` (default 0.5 from ``lai_ndvi.yaml``; Huete 1988)."""
     soil_l = float(load_parameters("lai_ndvi")["metric_savi"]["savi_l"]["value"] if soil_l is None else soil_l)
-    data = da.map_blocks(kern.savi_block, ds["red"].data, ds["nir"].data, ds["valid"].data, soil_l, dtype=np.float32)
+    data = map_blocks(kern.savi_block, ds["red"].data, ds["nir"].data, ds["valid"].data, soil_l=soil_l)
     return _like(ds["red"], data, "savi", "1", soil_l=soil_l)
 
 
@@ -271,10 +280,8 @@ def fvc(
     class_index = np.full(256, -1, dtype=np.int64)
     codes = list(range(1, 256)) if classes is not None else [0]
     class_index[codes] = np.arange(len(codes))
-    hists = da.map_blocks(lambda n, c: kern.ndvi_histogram(n, c, class_index, len(codes))[None, None],
-                          ndvi_arr.data, cls, dtype=np.float64, new_axis=[2, 3],
-                          chunks=(1, 1, len(codes), kern.NDVI_BINS))
-    hist = hists.sum(axis=(0, 1)).compute()
+    hist = reduce_blocks(kern.ndvi_histogram, ndvi_arr.data, cls, shape=(len(codes), kern.NDVI_BINS),
+                         class_index=class_index, n_classes=len(codes)).compute()
     scene = hist.sum(axis=0)
     ends = {"scene": (kern.histogram_percentile(scene, p_soil), kern.histogram_percentile(scene, p_veg))}
     soil_lut = np.full(256, ends["scene"][0])
@@ -285,7 +292,7 @@ def fvc(
             if row.sum() >= min_pixels:
                 ends[int(code)] = (kern.histogram_percentile(row, p_soil), kern.histogram_percentile(row, p_veg))
                 soil_lut[code], veg_lut[code] = ends[int(code)]
-    data = da.map_blocks(kern.dimidiate_fvc, ndvi_arr.data, cls, soil_lut, veg_lut, dtype=np.float32)
+    data = map_blocks(kern.dimidiate_fvc, ndvi_arr.data, cls, soil_lut=soil_lut, veg_lut=veg_lut)
     out = _like(ndvi_arr, data, "fvc", "1", soil_percentile=p_soil, veg_percentile=p_veg,
                 method="dimidiate pixel model (Gutman & Ignatov 1998)")
     return out, ends
@@ -294,16 +301,20 @@ def fvc(
 def lai(x: xr.DataArray, relation: str = "beer_lambert_fvc") -> xr.DataArray:
     """Leaf area index (m²/m²) from an index by a relation of ``configs/parameters/lai_ndvi.yaml``.
 
-    Both relations have the form LAI = −ln((a − x)/b)/c, clipped to [0, lai_max]:
-    ``metric_savi`` (x = SAVI, Allen et al. 2007 METRIC) and ``beer_lambert_fvc``
-    (x = FVC, 1 − FVC = exp(−k·LAI), k = 0.5).
+    ``metric_savi`` (x = SAVI, Allen et al. 2007 METRIC): LAI = −ln((a − x)/b)/c, clipped to
+    [0, lai_max]. ``beer_lambert_fvc`` (x = FVC): the one FVC → LAI relation of
+    :mod:`ecoraster.kernels.vegetation`, 1 − FVC = exp(−k·LAI) with k = c = 0.5 and FVC
+    capped at fvc_max = 0.95 (LAI ≤ 6.0).
     """
     table = load_parameters("lai_ndvi")
     if relation not in table:
         raise ConfigError(f"LAI relation {relation!r}; known: {sorted(table)}")
     p = {k: float(v["value"]) for k, v in table[relation].items() if isinstance(v, dict)}
-    data = da.map_blocks(kern.lai_log_relation, x.data.astype(np.float32), p["a"], p["b"], p["c"], p["lai_max"],
-                         dtype=np.float32)
+    if relation == "beer_lambert_fvc":
+        data = map_blocks(lai_from_fvc, x.data.astype(np.float32), k=p["c"], fvc_max=p["fvc_max"])
+    else:
+        data = map_blocks(kern.lai_log_relation, x.data.astype(np.float32), a=p["a"], b=p["b"], c=p["c"],
+                          lai_max=p["lai_max"])
     return _like(x, data, "lai", "m2/m2", relation=relation, source=table[relation]["a"]["source"])
 
 

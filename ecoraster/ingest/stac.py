@@ -21,7 +21,7 @@ from pystac.extensions.raster import RasterBand, RasterExtension
 from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 
-from ..catalog import multihash_sha256
+from ..datasets import multihash_sha256
 from ..errors import InputDataError, MissingCRSError, MissingFileError
 
 DEFAULT_PATTERNS = ("*.tif", "*.tiff", "*.TIF", "*.TIFF", "*.nc", "*.grib", "*.grb2", "*.jp2")

@@ -20,23 +20,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .casa import _row
-
-
-@njit(parallel=True, cache=True)
-def lai_from_ndvi(ndvi, ndvi_soil, ndvi_veg, k, fvc_max, out):
-    """LAI (m²/m²) from NDVI: FVC = clip((NDVI − NDVIs)/(NDVIv − NDVIs), 0, fvc_max),
-    LAI = −ln(1 − FVC) / k (Beer–Lambert gap fraction). NaN or |NDVI| > 1 → NaN."""
-    rows, cols = ndvi.shape
-    for r in prange(rows):
-        for c in range(cols):
-            v = ndvi[r, c]
-            if np.isnan(v) or v < -1.0 or v > 1.0:
-                out[r, c] = np.nan
-                continue
-            fvc = (np.float64(v) - ndvi_soil) / (ndvi_veg - ndvi_soil)
-            fvc = min(max(fvc, 0.0), fvc_max)
-            out[r, c] = -math.log(1.0 - fvc) / k
+from .classes import class_row as _row
+from .vegetation import lai_from_ndvi  # noqa: F401  (the one NDVI → LAI relation)
 
 
 @njit(parallel=True, cache=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .classes import class_lut
+
 #: Marker in a dense LUT for "this source code has no row in the table".
 MISSING = -1
 
@@ -28,12 +30,9 @@ def build_dense_lut(src_codes: np.ndarray, dst_codes: np.ndarray) -> tuple[np.nd
     (lut, offset) : (np.ndarray int32, int)
         ``lut[code - offset]`` is the target code of ``code``.
     """
-    src = np.asarray(src_codes, dtype=np.int64)
-    dst = np.asarray(dst_codes, dtype=np.int32)
-    offset = int(src.min())
-    lut = np.full(int(src.max()) - offset + 1, MISSING, dtype=np.int32)
-    lut[src - offset] = dst
-    return lut, offset
+    lut = class_lut(src_codes, np.asarray(dst_codes, dtype=np.int32), fill=MISSING, max_range=np.inf)
+    assert lut is not None
+    return lut.values, lut.offset
 
 
 @numba.njit(cache=True, nogil=True)

@@ -1,5 +1,8 @@
 """Pure kernels for optical indices (no I/O): NDVI, SAVI, QA masks, FVC, LAI, histograms.
 
+The FVC → LAI relation is :mod:`ecoraster.kernels.vegetation`; histograms and percentiles
+are :mod:`ecoraster.kernels.histogram`.
+
 Invalid pixels are NaN in float outputs.
 """
 
@@ -7,6 +10,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from .histogram import class_histogram, percentile
+from .vegetation import fvc_dimidiate
 
 #: NDVI histogram: 20 000 bins of width 1e-4 over [-1, 1] (percentile error ≤ 5e-5).
 NDVI_BINS = 20000
@@ -68,38 +74,19 @@ def class_in_set(codes, keep_lut):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
 def ndvi_histogram(ndvi, classes, class_index, n_classes):
-    """Counts of NDVI per class in ``NDVI_BINS`` bins over [-1, 1] (float64 counts).
-
-    ``class_index[code]`` is the row of a class (−1: ignore the pixel); with a single
-    class pass ``classes`` of zeros and ``class_index = [0]``.
-    """
+    """Counts of NDVI per class in ``NDVI_BINS`` bins over [-1, 1] (float64 counts; values
+    outside in the end bins). ``class_index[code]`` is the row of a class (−1: ignore the
+    pixel); with a single class pass ``classes`` of zeros and ``class_index = [0]``.
+    :func:`ecoraster.kernels.histogram.class_histogram`."""
     hist = np.zeros((n_classes, NDVI_BINS), dtype=np.float64)
-    nci = class_index.shape[0]
-    for i in range(ndvi.shape[0]):
-        for j in range(ndvi.shape[1]):
-            v = ndvi[i, j]
-            if not np.isfinite(v):
-                continue
-            c = np.int64(classes[i, j])
-            if c < 0 or c >= nci or class_index[c] < 0:
-                continue
-            b = int((v + 1.0) / 2.0 * NDVI_BINS)
-            b = min(max(b, 0), NDVI_BINS - 1)
-            hist[class_index[c], b] += 1.0
+    class_histogram(ndvi[None], classes, -1, class_index, -1.0, 1.0, False, hist)
     return hist
 
 
-def histogram_percentile(hist_row: np.ndarray, percentile: float) -> float:
-    """NDVI at ``percentile`` (0..100) of one histogram row (bin centre); NaN if empty."""
-    total = hist_row.sum()
-    if total == 0:
-        return float("nan")
-    cum = np.cumsum(hist_row)
-    k = int(np.searchsorted(cum, percentile / 100.0 * total, side="left"))
-    k = min(k, NDVI_BINS - 1)
-    return -1.0 + (k + 0.5) * 2.0 / NDVI_BINS
+def histogram_percentile(hist_row: np.ndarray, percentile_: float) -> float:
+    """NDVI at ``percentile_`` (0..100) of one histogram row over [-1, 1] (bin centre); NaN if empty."""
+    return percentile(hist_row, percentile_ / 100.0, -1.0, 1.0)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -119,8 +106,7 @@ def dimidiate_fvc(ndvi, classes, soil_lut, veg_lut):
             if not (np.isfinite(s) and np.isfinite(g)) or g <= s:
                 out[i, j] = np.nan
                 continue
-            f = (v - s) / (g - s)
-            out[i, j] = min(1.0, max(0.0, f))
+            out[i, j] = fvc_dimidiate(v, s, g, 1.0)
     return out
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-#: Largest code range for which a dense lookup table is built (else binary search).
-DENSE_LUT_MAX_RANGE = 1 << 20
+from .classes import DENSE_LUT_MAX_RANGE, class_lut
+
+__all__ = ["DENSE_LUT_MAX_RANGE", "build_lut", "lookup_times_area", "difference", "count_small_codes"]
 
 
 def build_lut(codes: np.ndarray, values: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -18,17 +19,12 @@ def build_lut(codes: np.ndarray, values: np.ndarray) -> tuple[int, np.ndarray, n
     an empty ``lut``.
     """
     codes = np.asarray(codes, dtype=np.int64)
-    values = np.asarray(values, dtype=np.float64)
-    if codes.size == 0:
+    lut = class_lut(codes, np.asarray(values, dtype=np.float64), fill=0.0) if codes.size else None
+    if lut is None:
         return 0, np.zeros(0), np.zeros(0, dtype=np.bool_)
-    lo, hi = int(codes.min()), int(codes.max())
-    if hi - lo + 1 > DENSE_LUT_MAX_RANGE:
-        return 0, np.zeros(0), np.zeros(0, dtype=np.bool_)
-    lut = np.zeros(hi - lo + 1, dtype=np.float64)
-    known = np.zeros(hi - lo + 1, dtype=np.bool_)
-    lut[codes - lo] = values
-    known[codes - lo] = True
-    return lo, lut, known
+    known = class_lut(codes, True, fill=False, offset=lut.offset, size=lut.size, dtype=np.bool_)
+    assert known is not None
+    return lut.offset, lut.values, known.values
 
 
 @njit(parallel=True, cache=True)

@@ -35,7 +35,7 @@ from shapely.geometry import box
 from ..errors import FootprintError, QueryError
 from .footprint import DEFAULT_MAX_AREA_HA, Footprint, read_footprint
 from .parcels import ParcelStore
-from .workspace import RasterLayer, RunWorkspace
+from .workspace import RasterLayer, RunWorkspace, names_of
 
 M2_PER_HA = 10_000.0
 
@@ -55,7 +55,7 @@ class ProductLoss:
     contested: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, **names_of(self.product)}
 
 
 @dataclass

@@ -112,10 +112,10 @@ def _field(rows: np.ndarray, cols: np.ndarray, k: int) -> np.ndarray:
 
 
 def _product_block(zeros: np.ndarray, *, k: int, factor: float, shape: tuple[int, int], nodata: float,
-                   block_info=None) -> np.ndarray:
+                   window: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
     """One block of a product raster: ``factor × pattern`` inside the region ellipse."""
     h, w = shape
-    (r0, r1), (c0, c1) = block_info[0]["array-location"]
+    (r0, r1), (c0, c1) = window
     rows = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5  # pixel centres
     cols = np.arange(c0, c1, dtype=np.float64)[None, :] + 0.5
     inside = ((rows - h / 2.0) / (h / 2.0)) ** 2 + ((cols - w / 2.0) / (w / 2.0)) ** 2 <= 1.0
@@ -141,6 +141,7 @@ def synthetic_workspace(root: str | Path, *, shape: tuple[int, int] = (120, 160)
     from rasterio.crs import CRS
     from shapely.affinity import scale
 
+    from ..engine import map_blocks
     from ..grid import Grid
     from ..io.raster import RasterOutput, write_rasters
 
@@ -158,8 +159,8 @@ def synthetic_workspace(root: str | Path, *, shape: tuple[int, int] = (120, 160)
         qty_factor = prod.density_per_m2 * pixel_m2
         for kind, factor, units in (("physical", qty_factor, prod.qty_units),
                                     ("value", qty_factor * prod.price_cny, "CNY")):
-            arr = da.zeros(shape, chunks=(min(chunk, h), min(chunk, w)), dtype=np.float32).map_blocks(
-                _product_block, dtype=np.float32, k=k, factor=factor, shape=shape, nodata=nodata)
+            zeros = da.zeros(shape, chunks=(min(chunk, h), min(chunk, w)), dtype=np.float32)
+            arr = map_blocks(_product_block, zeros, window=True, k=k, factor=factor, shape=shape, nodata=nodata)
             path = svc_dir / f"{prod.code}_{'value' if kind == 'value' else 'qty'}.tif"
             tags = {"kind": kind, "per": "pixel", "product": prod.code}
             if kind == "value":

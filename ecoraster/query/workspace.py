@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,21 @@ PARCELS_GPKG = Path("products") / "parcels.gpkg"
 
 #: Schema-metadata key of the parcel GeoParquet that holds units, price year, region …
 PARQUET_META_KEY = b"ecoraster"
+
+
+@lru_cache(maxsize=1)
+def product_names() -> dict[str, dict[str, str]]:
+    """``{product: {"code", "name_zh", "name_en"}}`` from ``configs/products.yaml``."""
+    from ..standards import load_products
+
+    return {pid: {"code": p.code, "name_zh": p.name_zh, "name_en": p.name_en}
+            for pid, p in load_products().items()}
+
+
+def names_of(product: str) -> dict[str, str | None]:
+    """The catalogue code and the Chinese and English names of ``product`` (None if unknown)."""
+    n = product_names().get(product) or {}
+    return {"code": n.get("code"), "name_zh": n.get("name_zh"), "name_en": n.get("name_en")}
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,7 @@ class RunWorkspace:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, year: int | None = None) -> RunWorkspace:
+    def open(cls, path: str | os.PathLike | None, year: int | None = None) -> RunWorkspace:
         """Open the run workspace at ``path`` (a folder with ``run.json``, or that file).
 
         With ``year``, ``path`` may also be a folder of runs (or one run among siblings):
@@ -145,8 +160,19 @@ class RunWorkspace:
 
     @property
     def contested(self) -> set[str]:
-        """Product codes left out of ``gep_excl_contested`` (metadata key ``contested``)."""
-        return set(self.parcel_meta.get("contested") or [])
+        """Product codes left out of ``gep_excl_contested``: the parcel table's metadata key
+        ``contested``, else the run's standard profile (``configs/profiles/<id>.yaml``)."""
+        if "contested" in self.parcel_meta:
+            return set(self.parcel_meta.get("contested") or [])
+        if self.profile:
+            from ..errors import EcorasterError
+            from ..standards import load_profile
+
+            try:
+                return set(load_profile(self.profile).contested)
+            except EcorasterError:  # a profile of another installation: no contested marks
+                return set()
+        return set()
 
     @cached_property
     def products(self) -> list[str]:
@@ -179,7 +205,7 @@ class RunWorkspace:
                 continue
             qty_layer, value_layer = self.layer(code, "physical"), self.layer(code, "value")
             rows.append({
-                "product": code,
+                "product": code, **names_of(code),
                 "qty": qty, "qty_units": units.get(f"{code}_qty") or (qty_layer.units if qty_layer else None),
                 "value": value,
                 "value_units": units.get(f"{code}_value") or (value_layer.units if value_layer else "CNY"),
@@ -199,7 +225,7 @@ class RunWorkspace:
         for code in self.products:
             value, qty = self.layer(code, "value"), self.layer(code, "physical")
             products.append({
-                "product": code,
+                "product": code, **names_of(code),
                 "value_units": value.units if value else self.units.get(f"{code}_value", "CNY"),
                 "qty_units": qty.units if qty else self.units.get(f"{code}_qty"),
                 "contested": code in self.contested,
@@ -247,13 +273,40 @@ def _run_year(path: Path) -> int | None:
         return None
 
 
-def resolve_workspace(path: str | os.PathLike, year: int | None = None) -> Path:
+#: Folders searched (below the current directory) for the most recent run when no workspace is given.
+RUN_SEARCH_DIRS = ("outputs", ".")
+
+
+def latest_workspace(start: str | os.PathLike | None = None, max_depth: int = 3) -> Path:
+    """The most recent run (newest ``run.json``) under ``./outputs`` (or the current folder),
+    at most ``max_depth`` levels down. Raises :class:`QueryError` saying what to pass if none."""
+    base = Path(start or Path.cwd())
+    found: list[Path] = []
+    for sub in RUN_SEARCH_DIRS:
+        root = (base / sub).resolve()
+        if not root.is_dir():
+            continue
+        for depth in range(max_depth + 1):
+            found += [p for p in root.glob("/".join(["*"] * depth + ["run.json"])) if ".staging" not in str(p)]
+        if found:
+            break
+    if not found:
+        raise QueryError(f"no run workspace given and no run.json under {base / 'outputs'}: pass -w DIR, the folder "
+                         "of a finished run (e.g. -w outputs/demo/wuhan_2013 after `make demo`, or the -w of "
+                         "your `eco run`)")
+    return max(found, key=lambda p: p.stat().st_mtime).parent
+
+
+def resolve_workspace(path: str | os.PathLike | None, year: int | None = None) -> Path:
     """The run folder for ``path`` and, if given, ``year``.
 
     ``path`` is a run folder (holds ``run.json``) or ``run.json`` itself. With ``year``,
     a run folder of another year makes us look at its siblings, and a folder without
     ``run.json`` is searched one level down, for the run whose ``config.year`` matches.
+    ``path=None``: the most recent run under ``./outputs`` (:func:`latest_workspace`).
     """
+    if path is None:
+        path = latest_workspace()
     p = Path(path).expanduser()
     if p.name == "run.json" and p.is_file():
         p = p.parent

@@ -38,21 +38,24 @@ import dask.array as da
 import numpy as np
 
 from ..context import ServiceContext
+from ..engine import block_chunk, map_blocks, reduce_blocks
 from ..errors import EcorasterError, ServiceError, TableError
 from ..grid import align_to
-from ..kernels.air import capacity_allocated, capacity_row_sums, deposition, lai_from_ndvi
-from ..kernels.casa import build_row_index
-from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
+from ..kernels.air import capacity_allocated, capacity_row_sums, deposition
+from ..kernels.classes import row_index
+from ..kernels.vegetation import lai_from_ndvi
+from ..resources import config_path
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec, When
 from ..tables import check_codes, lookup_arrays, numeric_column, read_table, require_columns, unique_counts
-from .carbon_sequestration import (PARAMETER_DIR, block_chunk, class_array, constants_used, load_constants,
-                                   parameter_specs, resolve_constant, unknown_params)
 
-CONSTANTS_FILE = PARAMETER_DIR / "air_constants.yaml"
-DEPOSITION_TABLE = PARAMETER_DIR / "air_deposition_classes.csv"
-PM25_WIND_TABLE = PARAMETER_DIR / "air_pm25_wind.csv"
-CAPACITY_TABLE = PARAMETER_DIR / "air_capacity.csv"
+#: The parameter table of this service (values, per-profile values, sources, confidence).
+CONSTANTS_TABLE = "air_constants.yaml"
+#: Default per-class tables under ``configs/parameters`` (a catalogue table input replaces each).
+#: Paths only: nothing is read at import, and ``$ECORASTER_CONFIG_DIR`` is looked up again on use.
+DEPOSITION_TABLE = config_path("parameters", "air_deposition_classes.csv", must_exist=False)
+PM25_WIND_TABLE = config_path("parameters", "air_pm25_wind.csv", must_exist=False)
+CAPACITY_TABLE = config_path("parameters", "air_capacity.csv", must_exist=False)
 NODATA = -9999.0
-METHODS = ("deposition", "capacity")
 
 #: Deposition pollutants: output id → (concentration input, kind, kg/m³ per input unit, table column)
 DEPOSITION: dict[str, tuple[str, str, float, str]] = {
@@ -68,7 +71,21 @@ CAPACITY: dict[str, str] = {"so2": "so2_kg_ha_a", "nox": "nox_kg_ha_a", "dust": 
 NAMES = {"pm25": "PM2.5", "pm10": "PM10", "so2": "SO2", "no2": "NO2", "nox": "NOx (as NO2)", "o3": "O3", "co": "CO",
          "dust": "dust (TSP, 滞尘)"}
 
-_CONSTANTS = load_constants(CONSTANTS_FILE)
+PARAMETERS = (
+    ParameterSpec(id="pm10_vd_m_s", type="number", minimum=0.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="pm10_resuspension", type="number", minimum=0.0, maximum=1.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="removal_hours", type="number", minimum=0.0, exclusive_minimum=True, maximum=8784.0,
+                  table=CONSTANTS_TABLE),
+    ParameterSpec(id="lai_ndvi_soil", type="number", minimum=-1.0, maximum=1.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="lai_ndvi_veg", type="number", minimum=-1.0, maximum=1.0, table=CONSTANTS_TABLE),
+    ParameterSpec(id="lai_extinction_k", type="number", minimum=0.0, exclusive_minimum=True, table=CONSTANTS_TABLE),
+    ParameterSpec(id="lai_fvc_max", type="number", minimum=0.0, maximum=0.999, table=CONSTANTS_TABLE),
+    ParameterSpec(id="emission_cap", type="bool", table=CONSTANTS_TABLE),
+    ParameterSpec(id="pm10_coarse_only", type="bool", table=CONSTANTS_TABLE),
+    ParameterSpec(id="gas_daytime_fraction", type="number", minimum=0.0, maximum=1.0, table=CONSTANTS_TABLE),
+)
+_DEPOSITION_PARAMS = ("pm10_vd_m_s", "pm10_resuspension", "removal_hours", "lai_ndvi_soil", "lai_ndvi_veg",
+                      "lai_extinction_k", "lai_fvc_max", "pm10_coarse_only", "gas_daytime_fraction")
 
 
 def _conc_input(input_id: str, about: str, units: str = "ug/m3") -> InputSpec:
@@ -83,7 +100,20 @@ SPEC = ServiceSpec(
     about="Pollutants removed by vegetation per pixel and year: dry deposition on leaves "
           "(concentration grids) or per-class capacity capped by regional emissions.",
     category="调节服务",
-    methods=METHODS,
+    methods=(
+        MethodSpec(id="deposition", about="dry deposition on leaves from concentration grids (i-Tree Eco style)",
+                   required_inputs=("ecosystem",),
+                   optional_inputs=("wind_speed", "wind_speed_scalar", "deposition_table", "pm25_wind_table"),
+                   one_of_inputs=(tuple(v[0] for v in DEPOSITION.values()), ("lai", "ndvi")),
+                   parameters=_DEPOSITION_PARAMS,
+                   outputs=tuple(DEPOSITION),
+                   created_if={pid: When(inputs=(v[0],)) for pid, v in DEPOSITION.items()}),
+        MethodSpec(id="capacity", about="capacity per class × area, capped at the regional emission",
+                   required_inputs=("ecosystem",),
+                   optional_inputs=("emissions", "emission_so2", "emission_nox", "emission_dust", "capacity_table"),
+                   parameters=("emission_cap",),
+                   outputs=(*CAPACITY, *(f"capacity_{p}" for p in CAPACITY))),
+    ),
     reference="gep-methods §3.6 (capacity, emission cap) and §4 (deposition: Nowak et al. 2013; "
               "Lovett 1994; Manes et al. 2016)",
     inputs=(
@@ -119,14 +149,14 @@ SPEC = ServiceSpec(
         InputSpec(id="capacity_table", kind="table", required=False,
                   about="capacity per class, kg/ha/a (default configs/parameters/air_capacity.csv)"),
     ),
-    parameters=parameter_specs(_CONSTANTS),
+    parameters=PARAMETERS,
     outputs=(
         *[OutputSpec(id=pid, filename=f"air_{pid}_removed.tif", units="kg", per="pixel", nodata=NODATA,
-                     product=f"air_purification_{pid}", created_if=f"method and its {NAMES[pid]} input",
+                     product=f"air_purification_{pid}",
                      about=f"{NAMES[pid]} removed by vegetation in the year, per pixel")
           for pid in ("pm25", "pm10", "so2", "no2", "nox", "o3", "co", "dust")],
         *[OutputSpec(id=f"capacity_{pid}", filename=f"air_{pid}_capacity.tif", units="kg", per="pixel",
-                     nodata=NODATA, kind="intermediate", created_if="method == capacity", values="per_class",
+                     nodata=NODATA, kind="intermediate", values="per_class",
                      about=f"{NAMES[pid]} purification capacity of the year before the emission cap, per pixel")
           for pid in CAPACITY],
     ),
@@ -134,17 +164,15 @@ SPEC = ServiceSpec(
 
 
 def _const(ctx: ServiceContext, name: str) -> Any:
-    return resolve_constant(ctx, _CONSTANTS, name)
-
-
-def _method(ctx: ServiceContext) -> str:
-    return ctx.method or "deposition"
+    return ctx.param(name)
 
 
 def _table(ctx: ServiceContext, input_id: str, default: Path):
+    """A per-class table: the catalogue table given as input, else ``configs/parameters/<default's name>``."""
     if ctx.has(input_id):
         return ctx.entry(input_id).uri, ctx.table(input_id)
-    return str(default), read_table(default, field=f"air_purification.{input_id}")
+    path = config_path("parameters", default.name)
+    return str(path), read_table(path, field=f"air_purification.{input_id}")
 
 
 def deposition_pollutants(ctx: ServiceContext) -> list[str]:
@@ -182,18 +210,14 @@ def emission_t(ctx: ServiceContext, pid: str) -> float | None:
 def validate(ctx: ServiceContext) -> list[Issue]:
     """Every problem at once: method, inputs per method, tables, class codes. Never raises."""
     key = ("services", SPEC.id)
-    method = _method(ctx)
-    if method not in METHODS:
-        return [Issue((*key, "method"), f"= {method!r}; use one of {', '.join(METHODS)}")]
-    issues = ctx.validate_inputs() + unknown_params(ctx, _CONSTANTS)
+    issues = ctx.validate_inputs()  # method, parameters, a concentration input, lai or ndvi
+    try:
+        method = ctx.method_id
+    except KeyError:
+        return issues
     try:
         if method == "deposition":
             pollutants = deposition_pollutants(ctx)
-            if not pollutants:
-                issues.append(Issue((*key, "inputs"), "deposition needs at least one concentration raster "
-                                    f"({', '.join(v[0] for v in DEPOSITION.values())})"))
-            if not (ctx.has("lai") or ctx.has("ndvi")):
-                issues.append(Issue((*key, "inputs", "lai"), "deposition needs lai or ndvi"))
             if "pm25" in pollutants and not (ctx.has("wind_speed") or ctx.has("wind_speed_scalar")):
                 issues.append(Issue((*key, "inputs", "wind_speed"),
                                     "PM2.5 needs wind_speed (raster) or wind_speed_scalar (m/s)"))
@@ -232,14 +256,18 @@ def _pm25_wind(ctx: ServiceContext) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _deposition_factors(ctx: ServiceContext, pollutants: list[str]) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
-    """(source, codes, {pollutant: per-row factor}): pm_factor for particles, Vd in m/s for gases."""
+    """(source, codes, {pollutant: per-row factor}): pm_factor for particles; for gases Vd in m/s ×
+    leaf_on_fraction (the in-leaf share of the year, if the table has that column)."""
     source, df = _table(ctx, "deposition_table", DEPOSITION_TABLE)
     columns = sorted({DEPOSITION[p][3] for p in pollutants})
+    if any(DEPOSITION[p][1] == "gas" for p in pollutants) and "leaf_on_fraction" in df.columns:
+        columns.append("leaf_on_fraction")
     codes, values = lookup_arrays(df, "code", columns, source)
+    leaf_on = values[:, columns.index("leaf_on_fraction")] if "leaf_on_fraction" in columns else 1.0
     factors = {}
     for p in pollutants:
         col = values[:, columns.index(DEPOSITION[p][3])]
-        factors[p] = np.ascontiguousarray(col / 100.0 if DEPOSITION[p][1] == "gas" else col)
+        factors[p] = np.ascontiguousarray(col / 100.0 * leaf_on if DEPOSITION[p][1] == "gas" else col)
     return source, codes, factors
 
 
@@ -273,7 +301,7 @@ def _lai(ctx: ServiceContext, chunk: int) -> tuple[da.Array, str]:
         lai_from_ndvi(block, soil, veg, k, fvc_max, out)
         return out
 
-    lai = da.map_blocks(_block, ndvi, dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32))
+    lai = map_blocks(_block, ndvi)
     return lai, f"from ndvi: FVC = clip((NDVI − {soil})/({veg} − {soil}), 0, {fvc_max}); LAI = −ln(1 − FVC)/{k}"
 
 
@@ -283,16 +311,6 @@ def removal_seconds(ctx: ServiceContext) -> float:
     if hours is None:
         hours = 8784 if (ctx.year and calendar.isleap(ctx.year)) else 8760
     return float(hours) * 3600.0
-
-
-def _with_area(func, arrays: list[da.Array], grid) -> da.Array:
-    areas = grid.row_areas_m2()
-
-    def _block(*blocks, block_info=None):
-        r0, r1 = block_info[0]["array-location"][0]
-        return func(*blocks, row_area_m2=areas[r0:r1])
-
-    return da.map_blocks(_block, *arrays, dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32))
 
 
 def _deposition_block(cls_b, lai_b, conc_b, wind_b, *, row_area_m2, class_nodata, row_of_code, factor, scale,
@@ -314,10 +332,10 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
     pollutants = deposition_pollutants(ctx)
     source, codes, factors = _deposition_factors(ctx, pollutants)
     vd_wind, rs_wind = _pm25_wind(ctx)
-    row_of_code = build_row_index(codes)
+    row_of_code = row_index(codes)
     # per block: LAI (or NDVI), wind, one concentration and one float32 output per pollutant
     chunk = block_chunk(2 + 2 * len(pollutants), ctx.chunk)
-    classes, class_nodata = class_array(ctx, chunk)
+    classes, class_nodata = ctx.class_array("ecosystem", chunk)
     lai, lai_note = _lai(ctx, chunk)
     if ctx.has("wind_speed"):
         wind, wind_note = _aligned_float(ctx, "wind_speed", chunk), "wind_speed raster"
@@ -328,17 +346,21 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
     seconds = removal_seconds(ctx)
     k_ext = float(_const(ctx, "lai_extinction_k"))
     pm10_vd, pm10_rs = float(_const(ctx, "pm10_vd_m_s")), float(_const(ctx, "pm10_resuspension"))
+    coarse = bool(_const(ctx, "pm10_coarse_only")) and "pm25" in pollutants
+    gas_share = float(_const(ctx, "gas_daytime_fraction"))
     outputs = {}
     for pid in pollutants:
         input_id, kind, scale, _col = DEPOSITION[pid]
         conc = _aligned_float(ctx, input_id, chunk)
+        if kind == "pm10" and coarse:  # i-Tree PM10*: the 2.5–10 µm fraction; NaN stays NaN
+            conc = da.maximum(conc - _aligned_float(ctx, DEPOSITION["pm25"][0], chunk), 0.0)
         vd_const, rs_const = (pm10_vd, pm10_rs) if kind == "pm10" else (1.0, 0.0)
 
         kernel = partial(_deposition_block, class_nodata=class_nodata, row_of_code=row_of_code,
                          factor=factors[pid], scale=scale, use_wind=kind == "pm25", vd_wind=vd_wind,
                          rs_wind=rs_wind, vd=vd_const, rs=rs_const, per_leaf=kind != "gas", k_ext=k_ext,
-                         seconds=seconds)
-        outputs[pid] = _with_area(kernel, [classes, lai, conc, wind], ctx.grid)
+                         seconds=seconds * gas_share if kind == "gas" else seconds)
+        outputs[pid] = map_blocks(kernel, classes, lai, conc, wind, grid=ctx.grid)
     records = ctx.write(outputs, tags={"method": "deposition"})
     result = ServiceResult(service=SPEC.id, outputs=records)
     for pid, rec in records.items():
@@ -346,12 +368,16 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
     result.notes += [
         f"deposition method, {seconds / 3600:.0f} h/yr; LAI {lai_note}; PM2.5 by {wind_note}",
         "gases use a constant canopy Vd per class (no resistance model): first-version approximation",
-        "no emission cap (concentration-based flux); PM2.5 ⊂ PM10: value one of them",
+        "no emission cap (concentration-based flux); " + (
+            "PM10 = coarse fraction (PM10 − PM2.5, i-Tree PM10*): PM2.5 and PM10 do not overlap" if coarse
+            else "PM10 Vd on total PM10 mass: PM2.5 ⊂ PM10, value one of them"),
+        f"gases: {gas_share:g} of the hours (daytime) × leaf_on_fraction of the class (in-leaf season)",
     ]
     result.metadata.update({
         "method": "deposition", "profile": ctx.profile, "pollutants": pollutants,
         "constant_gas_vd": True, "class_table": source, "removal_seconds": seconds, "lai": lai_note,
-        "wind": wind_note, "chunk": chunk, "constants": constants_used(ctx, _CONSTANTS),
+        "wind": wind_note, "chunk": chunk, "pm10_coarse_only": coarse, "gas_daytime_fraction": gas_share,
+        "constants": ctx.parameters_used(),
         "price_units": {f"air_purification_{p}": "CNY/kg" for p in pollutants},
     })
     return result
@@ -360,25 +386,15 @@ def compute_deposition(ctx: ServiceContext) -> ServiceResult:
 def _sums_block(cls_block, *, row_area_m2, class_nodata, row_of_code, q):
     sums = np.empty((cls_block.shape[0], q.shape[1]), dtype=np.float64)
     capacity_row_sums(cls_block, class_nodata, row_of_code, q, row_area_m2, sums)
-    return sums.sum(axis=0)[None, None]
+    return sums.sum(axis=0)
 
 
 def regional_capacity(classes: da.Array, class_nodata: int, row_of_code: np.ndarray, q: np.ndarray,
                       grid) -> np.ndarray:
     """First pass: Σ capacity (kg/yr, float64) per pollutant over every valid pixel; one
     partial sum per block, summed by a dask tree reduction."""
-    areas = grid.row_areas_m2()
-
-    def _block(cls_block, block_info=None):
-        r0, r1 = block_info[0]["array-location"][0]
-        return _sums_block(cls_block, row_area_m2=areas[r0:r1], class_nodata=class_nodata,
-                           row_of_code=row_of_code, q=q)
-
-    per_block = da.map_blocks(_block, classes, new_axis=[2], dtype=np.float64,
-                              chunks=(tuple(1 for _ in classes.chunks[0]), tuple(1 for _ in classes.chunks[1]),
-                                      (q.shape[1],)),
-                              meta=np.empty((0, 0, 0), dtype=np.float64))
-    return per_block.sum(axis=(0, 1), dtype=np.float64, split_every=4).compute()
+    return reduce_blocks(_sums_block, classes, grid=grid, shape=(q.shape[1],), class_nodata=class_nodata,
+                         row_of_code=row_of_code, q=q).compute()
 
 
 def compute_capacity(ctx: ServiceContext) -> ServiceResult:
@@ -387,8 +403,8 @@ def compute_capacity(ctx: ServiceContext) -> ServiceResult:
     if not pollutants:
         raise ServiceError("air_purification: capacity method has no pollutant with an emission figure")
     source, codes, q = _capacity_table(ctx, pollutants)
-    row_of_code = build_row_index(codes)
-    classes, class_nodata = class_array(ctx, ctx.chunk)
+    row_of_code = row_index(codes)
+    classes, class_nodata = ctx.class_array("ecosystem")
     capacity_kg = regional_capacity(classes, class_nodata, row_of_code, np.ascontiguousarray(q), ctx.grid)
     cap_on = bool(_const(ctx, "emission_cap"))
     outputs, summary = {}, {}
@@ -399,8 +415,8 @@ def compute_capacity(ctx: ServiceContext) -> ServiceResult:
         q_col = np.ascontiguousarray(q[:, j])
 
         block = partial(_capacity_block, class_nodata=class_nodata, row_of_code=row_of_code, q_col=q_col)
-        outputs[pid] = _with_area(partial(block, scale=scale), [classes], ctx.grid)
-        outputs[f"capacity_{pid}"] = _with_area(partial(block, scale=1.0), [classes], ctx.grid)
+        outputs[pid] = map_blocks(partial(block, scale=scale), classes, grid=ctx.grid)
+        outputs[f"capacity_{pid}"] = map_blocks(partial(block, scale=1.0), classes, grid=ctx.grid)
         purified = capacity_kg[j] if cap_kg is None else min(capacity_kg[j], cap_kg)
         summary[pid] = {"capacity_kg": float(capacity_kg[j]), "emission_kg": cap_kg,
                         "purified_kg": float(purified), "cap_binding": None if cap_kg is None else bool(cap_kg < capacity_kg[j]),
@@ -420,7 +436,7 @@ def compute_capacity(ctx: ServiceContext) -> ServiceResult:
     result.metadata.update({
         "method": "capacity", "profile": ctx.profile, "pollutants": pollutants, "class_table": source,
         "region": "every valid pixel of the run grid", "cap": summary,
-        "constants": constants_used(ctx, _CONSTANTS),
+        "constants": ctx.parameters_used(),
         "price_units": {f"air_purification_{p}": "CNY/kg" for p in pollutants},
     })
     return result
@@ -428,9 +444,8 @@ def compute_capacity(ctx: ServiceContext) -> ServiceResult:
 
 def compute(ctx: ServiceContext) -> ServiceResult:
     """Run the configured method (``deposition`` by default)."""
-    method = _method(ctx)
-    if method == "deposition":
-        return compute_deposition(ctx)
-    if method == "capacity":
-        return compute_capacity(ctx)
-    raise ServiceError(f"air_purification: method = {method!r}; use one of {', '.join(METHODS)}")
+    return ctx.checked(COMPUTE[ctx.method_id](ctx))
+
+
+#: The compute function of each method of :data:`SPEC`.
+COMPUTE = {"deposition": compute_deposition, "capacity": compute_capacity}

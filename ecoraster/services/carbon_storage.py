@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..context import ServiceContext
-from ..engine import map_blocks_with_area
+from ..engine import map_blocks, map_overlap
 from ..errors import EcorasterError
 from ..kernels.lookup import build_lut, difference, lookup_times_area
-from ..spec import InputSpec, Issue, OutputSpec, ServiceResult, ServiceSpec
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec, When
 from ..tables import check_codes, lookup_arrays, unique_counts
 
 POOLS = ("C_above", "C_below", "C_soil", "C_dead")
@@ -30,7 +30,14 @@ SPEC = ServiceSpec(
     about="Carbon stock in four pools per land-cover class × pixel area, and its change "
           "between a baseline and an alternate land cover.",
     category="存量",
-    methods=("invest_carbon",),
+    methods=(
+        MethodSpec(id="invest_carbon", about="pools per class × pixel area (InVEST Carbon)",
+                   required_inputs=("lulc_bas", "carbon_pools"), optional_inputs=("lulc_alt",),
+                   parameters=("min_mapping_unit_px",),
+                   outputs=("c_storage_bas", "c_storage_alt", "c_change"),
+                   created_if={"c_storage_alt": When(inputs=("lulc_alt",)),
+                               "c_change": When(inputs=("lulc_alt",))}),
+    ),
     reference="InVEST User's Guide, Carbon Storage and Sequestration; pools in Mg C/ha per class",
     inputs=(
         InputSpec(id="lulc_bas", kind="raster", about="baseline land-use / land-cover classes",
@@ -41,15 +48,23 @@ SPEC = ServiceSpec(
                   about="carbon pools per class: lucode, C_above, C_below, C_soil, C_dead",
                   columns={"lucode": "class", **{p: "Mg C/ha" for p in POOLS}}),
     ),
+    parameters=(
+        ParameterSpec(id="min_mapping_unit_px", units="pixel", default=0, type="integer", minimum=0,
+                      about="minimum mapping unit of a change: a connected patch (8-neighbour) of pixels changing "
+                            "to the same class with fewer pixels than this keeps its baseline class in the "
+                            "alternate map, so classification noise does not count as change (0 = off)",
+                      source="science-review.md §1.6 (class noise: ±0.5 Tg of spurious change in the demo)",
+                      confidence="◐"),
+    ),
     outputs=(
         OutputSpec(id="c_storage_bas", filename="c_storage_bas.tif", units="Mg C",
                    about="carbon storage, baseline, per pixel", per="pixel", nodata=NODATA, values="per_class"),
         OutputSpec(id="c_storage_alt", filename="c_storage_alt.tif", units="Mg C",
                    about="carbon storage, alternate, per pixel", per="pixel", nodata=NODATA,
-                   created_if="lulc_alt", values="per_class"),
+                   values="per_class"),
         OutputSpec(id="c_change", filename="c_change_bas_alt.tif", units="Mg C",
                    about="carbon storage change, alternate − baseline, per pixel", per="pixel",
-                   nodata=NODATA, created_if="lulc_alt", values="per_class"),
+                   nodata=NODATA, values="per_class"),
     ),
 )
 
@@ -100,22 +115,57 @@ def _difference_block(bas: np.ndarray, alt: np.ndarray) -> np.ndarray:
 def storage(ctx: ServiceContext, lulc_id: str, codes: np.ndarray, density: np.ndarray):
     """Lazy Mg C per pixel for one LULC input."""
     lulc = ctx.raster(lulc_id, dtype="int64")
+    return _storage_of(lulc.data, ctx, codes, density, int(lulc.attrs["nodata"]))
+
+
+def sieve_changes(bas: np.ndarray, alt: np.ndarray, min_px: int, bas_nodata: int, alt_nodata: int) -> np.ndarray:
+    """``alt`` with every changed patch (8-connected valid pixels with bas ≠ alt and the same alt
+    class) of fewer than ``min_px`` pixels set back to ``bas``."""
+    from scipy import ndimage
+
+    out = alt.copy()
+    changed = (bas != alt) & (bas != bas_nodata) & (alt != alt_nodata)
+    for cls in np.unique(alt[changed]):
+        labels, n = ndimage.label(changed & (alt == cls), structure=np.ones((3, 3), bool))
+        if n == 0:
+            continue
+        sizes = np.bincount(labels.ravel())
+        small = sizes < min_px
+        small[0] = False
+        drop = small[labels]
+        out[drop] = bas[drop]
+    return out
+
+
+def _storage_of(lulc, ctx: ServiceContext, codes, density, nodata: int):
+    """Lazy Mg C per pixel of a lazy class array (int64, ``nodata``)."""
     offset, table, known = build_lut(codes, density)
-    lut = (offset, table, known, codes, density)
-    return map_blocks_with_area(_storage_block, lulc.data, grid=ctx.grid, dtype=np.float32,
-                                lulc_nodata=int(lulc.attrs["nodata"]), lut=lut)
+    return map_blocks(_storage_block, lulc, grid=ctx.grid, dtype=np.float32,
+                      lulc_nodata=nodata, lut=(offset, table, known, codes, density))
 
 
 def compute(ctx: ServiceContext) -> ServiceResult:
     """Write storage (and change) rasters in Mg C per pixel; totals in float64."""
     codes, density = _pool_table(ctx)
     arrays = {"c_storage_bas": storage(ctx, "lulc_bas", codes, density)}
-    if ctx.has("lulc_alt"):
+    mmu = int(ctx.param("min_mapping_unit_px") or 0)
+    if ctx.has("lulc_alt") and mmu > 1:
+        bas, alt = ctx.raster("lulc_bas", dtype="int64"), ctx.raster("lulc_alt", dtype="int64")
+        # halo of mmu pixels: a patch smaller than mmu pixels lies wholly inside the window of each of
+        # its pixels, and a patch of ≥ mmu pixels shows ≥ mmu of them there (a BFS from the pixel).
+        # Beyond the raster edge both maps are −1 there: unchanged pixels, which join no patch.
+        nd_b, nd_a = int(bas.attrs["nodata"]), int(alt.attrs["nodata"])
+        sieved = map_overlap(sieve_changes, bas.data, alt.data, depth=mmu, boundary=-1, dtype=np.int64,
+                             min_px=mmu, bas_nodata=nd_b, alt_nodata=nd_a)
+        arrays["c_storage_alt"] = _storage_of(sieved, ctx, codes, density, nd_a)
+    elif ctx.has("lulc_alt"):
         arrays["c_storage_alt"] = storage(ctx, "lulc_alt", codes, density)
-        arrays["c_change"] = arrays["c_storage_alt"].map_blocks(
-            lambda a, b: _difference_block(b, a), arrays["c_storage_bas"], dtype=np.float32)
+    if ctx.has("lulc_alt"):
+        arrays["c_change"] = map_blocks(_difference_block, arrays["c_storage_bas"], arrays["c_storage_alt"])
     records = ctx.write(arrays)
     result = ServiceResult(service=SPEC.id, outputs=records)
     for out_id, rec in records.items():
         result.totals[f"{out_id}_total"] = (rec.total, "Mg C")
-    return result
+    if mmu > 1:
+        result.notes.append(f"minimum mapping unit {mmu} px: changed patches below it keep their baseline class")
+    return ctx.checked(result)

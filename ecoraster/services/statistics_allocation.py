@@ -20,11 +20,11 @@ import geopandas as gpd
 import numpy as np
 
 from ..allocation import NODATA, allocate, read_statistics
-from ..catalogue import load_products, load_profile
+from ..standards import load_products, load_profile
 from ..context import ServiceContext
 from ..errors import EcorasterError
 from ..io.raster import RasterOutput, write_rasters
-from ..spec import InputSpec, Issue, OutputRecord, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
+from ..spec import InputSpec, Issue, MethodSpec, OutputRecord, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
 from ..units import convert, is_currency
 
 SPEC = ServiceSpec(
@@ -34,7 +34,14 @@ SPEC = ServiceSpec(
     about="Township / district / scenic-spot tables of output quantity and value, spread over the eligible "
           "land classes of each unit by NDVI/NPP or area, so that each unit's pixels sum to its table totals.",
     category="物质产品",
-    methods=("dasymetric",),
+    methods=(
+        MethodSpec(id="dasymetric", about="table totals spread over eligible classes by NDVI/NPP or area",
+                   required_inputs=("statistics", "units", "classes"),
+                   optional_inputs=("weight", "spot_statistics", "spots"),
+                   parameters=("unit_id_field", "eligible_classes", "area_weighted", "price_year",
+                               "spot_id_field", "strict"),
+                   outputs=("quantity", "value")),
+    ),
     reference="gep-methods.md §8; value = gross output value (产值) per the profile's material_value_rule",
     inputs=(
         InputSpec(id="statistics", kind="table",
@@ -51,25 +58,27 @@ SPEC = ServiceSpec(
     ),
     parameters=(
         ParameterSpec(id="unit_id_field", about="field of `units` matching the table's unit_id", units="",
-                      default="unit_id"),
+                      type="string", default="unit_id"),
         ParameterSpec(id="eligible_classes", about="product → class codes of the `classes` raster; default: the "
-                      "profile's eligible_classes (GEP classes)", units="class", default=None),
+                      "profile's eligible_classes (GEP classes)", units="class", type="mapping", default=None),
         ParameterSpec(id="area_weighted", about="products weighted by area, not by the proxy", units="",
-                      default=["fishery_products", "livestock_products", "tourism"],
+                      type="list", default=["fishery_products", "livestock_products", "tourism"],
                       source="gep-methods.md §8 (area only for ponds; tourism over ecological pixels)",
                       confidence="◐"),
         ParameterSpec(id="price_year", about="price year of the value rasters (default: the run year); the "
-                      "table's values are rebased to it with the CPI", units="year", default=None),
+                      "table's values are rebased to it with the CPI", units="year", type="integer",
+                      minimum=1900, maximum=2100, default=None),
         ParameterSpec(id="spot_id_field", about="field of `spots` matching the spot table's unit_id", units="",
-                      default="unit_id"),
+                      type="string", default="unit_id"),
         ParameterSpec(id="strict", about="raise when a unit has no eligible pixel (default: report a residual)",
-                      units="", default=False),
+                      units="", type="bool", default=False),
     ),
     outputs=(
         # one raster per product of the table: ids <product> (quantity) and <product>_value
-        OutputSpec(id="quantity", filename="<product>_qty.tif", units="table unit",
+        OutputSpec(id="quantity", filename="<product>_qty.tif", units="table unit", id_pattern="{product}",
                    about="allocated physical quantity of each product per pixel (one raster per product)"),
         OutputSpec(id="value", filename="<product>_value.tif", units="CNY", kind="value",
+                   id_pattern="{product}_value",
                    about="allocated value of each product per pixel, run price year (one raster per product)"),
     ),
 )
@@ -134,13 +143,13 @@ def validate(ctx: ServiceContext) -> list[Issue]:
 
 def _prepared(ctx: ServiceContext, table_id: str, price_year: int):
     """A statistics table with values in CNY of ``price_year`` (万元 → CNY; CPI rebasing)."""
-    from ..catalogue import CONFIGS
-    from ..valuation import CPI
+    from ..prices import CPI
+    from ..resources import config_path
 
     src = ctx.entry(table_id).uri
     table = read_statistics(ctx.table(table_id), src)
     if "value" in table.columns:
-        cpi = CPI(CONFIGS / "prices" / "cpi_china.csv")
+        cpi = CPI(config_path("prices", "cpi_china.csv"))
         units_col = table["value_unit"] if "value_unit" in table.columns else "CNY"
         years = table["price_year"] if "price_year" in table.columns else ctx.year
         table["value"] = [v * convert(1.0, str(u) if isinstance(u, str) else "CNY", "CNY", where=src)
@@ -224,4 +233,4 @@ def compute(ctx: ServiceContext) -> ServiceResult:
             "value_source": meta_src["source"], "confidence": meta_src["confidence"], "source": meta_src}
     result.metadata["allocation_units"] = rows.to_dict(orient="records")
     result.notes.extend(report.notes)
-    return result
+    return ctx.checked(result)

@@ -21,36 +21,20 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import dask
-import dask.array as da
 import numpy as np
 import pandas as pd
 
 from ..context import ServiceContext
+from ..engine import map_blocks
 from ..errors import EcorasterError, MissingLookupValuesError, TableError
-from ..kernels.lookup import build_lut
+from ..kernels.classes import class_lut
 from ..kernels.water import annual_water_yield, water_balance
-from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
-from ..tables import class_codes, numeric_column, read_table, require_columns
+from ..resources import config_path
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
+from ..tables import class_codes, numeric_column, read_table, require_columns, unique_counts
 
 NODATA = -9999.0
 PRODUCT = "water_conservation"
-METHODS = ("water_balance", "invest_awy")
-#: Method used when the run config names none, by standard profile.
-METHOD_BY_PROFILE = {"mee2020": "water_balance", "invest": "invest_awy"}
-#: Folder of the default parameter tables (``<repo>/configs/parameters``).
-PARAMETER_DIR = Path(__file__).resolve().parents[2] / "configs" / "parameters"
-
-REQUIRED_INPUTS = {
-    "water_balance": ("ecosystem", "precipitation", "aet"),
-    "invest_awy": ("lulc", "precipitation", "et0", "root_restricting_depth", "pawc", "biophysical_table"),
-}
-#: Continuous inputs checked for negative values (and PAWC for values above 1).
-CONTINUOUS_INPUTS = {
-    "water_balance": ("precipitation", "aet"),
-    "invest_awy": ("precipitation", "et0", "root_restricting_depth", "pawc"),
-}
-CLASS_INPUT = {"water_balance": "ecosystem", "invest_awy": "lulc"}
 
 SPEC = ServiceSpec(
     id="water_conservation",
@@ -59,7 +43,18 @@ SPEC = ServiceSpec(
     about="Water retained by ecosystems per year: water balance P − R − ET by ecosystem class "
           "(national guides), or InVEST annual water yield (Budyko).",
     category="调节服务",
-    methods=METHODS,
+    methods=(
+        MethodSpec(id="water_balance", profiles=("mee2020",),
+                   about="Q = (P − P·α − ET) × A per pixel, clipped at 0 (national guides)",
+                   required_inputs=("ecosystem", "precipitation", "aet"), optional_inputs=("runoff_coefficients",),
+                   outputs=("water_conservation_m3", "water_balance_clipped_m3")),
+        MethodSpec(id="invest_awy", profiles=("invest",),
+                   about="InVEST Annual Water Yield, Y = P − AET by the Budyko curve",
+                   required_inputs=("lulc", "precipitation", "et0", "root_restricting_depth", "pawc",
+                                    "biophysical_table"),
+                   parameters=("seasonality_z",), required_parameters=("seasonality_z",),
+                   outputs=("water_yield_mm", "water_yield_m3", "aet_mm")),
+    ),
     reference="MEE/CAEP 2020 GEP guide 水源涵养 (water balance, R = P·α); DB11/T 2059-2022 Annex C; "
               "InVEST User's Guide 3.20, Annual Water Yield",
     inputs=(
@@ -86,7 +81,8 @@ SPEC = ServiceSpec(
                   columns={"lucode": "class", "Kc": "1", "root_depth": "mm", "LULC_veg": "0/1"}),
     ),
     parameters=(
-        ParameterSpec(id="seasonality_z", units="1", default=None,
+        ParameterSpec(id="seasonality_z", units="1", default=None, type="number", minimum=0.0,
+                      exclusive_minimum=True,
                       about="Z, seasonality of precipitation (invest_awy; InVEST suggests 1..30, "
                             "calibrate to observed flow)",
                       source="InVEST User's Guide 3.20, Annual Water Yield", confidence="◐"),
@@ -94,20 +90,20 @@ SPEC = ServiceSpec(
     outputs=(
         OutputSpec(id="water_conservation_m3", filename="water_conservation_m3.tif", units="m3",
                    about="water conservation per pixel per year (water_balance)", per="pixel",
-                   nodata=NODATA, product=PRODUCT, created_if="method == water_balance"),
+                   nodata=NODATA, product=PRODUCT),
         OutputSpec(id="water_balance_clipped_m3", filename="water_balance_clipped_m3.tif", units="m3",
                    about="volume removed by clipping negative water balances at 0, per pixel per year "
-                         "(water_balance)", kind="intermediate", per="pixel", nodata=NODATA,
-                   created_if="method == water_balance"),
+                         "(water_balance)", kind="intermediate", per="pixel", nodata=NODATA),
         OutputSpec(id="water_yield_mm", filename="water_yield_mm.tif", units="mm",
                    about="annual water yield depth P − AET (invest_awy; InVEST wyield)", per="state",
-                   nodata=NODATA, created_if="method == invest_awy"),
+                   nodata=NODATA),
         OutputSpec(id="water_yield_m3", filename="water_yield_m3.tif", units="m3",
-                   about="annual water yield volume per pixel (invest_awy)", per="pixel",
-                   nodata=NODATA, product=PRODUCT, created_if="method == invest_awy"),
+                   about="annual water yield volume per pixel (invest_awy): 产水量, NOT 水源涵养 (storm runoff "
+                         "included, no retention step); product water_yield, counted by no profile",
+                   per="pixel", nodata=NODATA, product="water_yield"),
         OutputSpec(id="aet_mm", filename="aet_mm.tif", units="mm",
                    about="annual actual evapotranspiration by the Budyko curve (invest_awy)",
-                   kind="intermediate", per="state", nodata=NODATA, created_if="method == invest_awy"),
+                   kind="intermediate", per="state", nodata=NODATA),
     ),
 )
 
@@ -117,8 +113,19 @@ SPEC = ServiceSpec(
 # ------------------------------------------------------------------------------------------
 
 def method_of(ctx: ServiceContext) -> str:
-    """The run's method: the config's ``method``, else the profile's default."""
-    return ctx.method or METHOD_BY_PROFILE.get(ctx.profile or "", "water_balance")
+    """The run's method: the config's ``method``, else the profile's default (``MethodSpec.profiles``)."""
+    return ctx.method_id
+
+
+def class_input(method: str) -> str:
+    """The class raster of a method (its categorical required input)."""
+    return next(i for i in SPEC.method(method).required_inputs if SPEC.input(i).categorical)
+
+
+def continuous_inputs(method: str) -> tuple[str, ...]:
+    """The continuous rasters of a method, screened for negative values."""
+    return tuple(i for i in SPEC.method(method).required_inputs
+                 if SPEC.input(i).kind == "raster" and not SPEC.input(i).categorical)
 
 
 def runoff_table_path(ctx: ServiceContext) -> str:
@@ -126,8 +133,8 @@ def runoff_table_path(ctx: ServiceContext) -> str:
     profile's table under ``configs/parameters`` (the mee2020 table for profiles without one)."""
     if ctx.has("runoff_coefficients"):
         return ctx.entry("runoff_coefficients").uri
-    own = PARAMETER_DIR / f"water_runoff_coefficients_{ctx.profile or 'mee2020'}.csv"
-    return str(own if own.exists() else PARAMETER_DIR / "water_runoff_coefficients_mee2020.csv")
+    own = config_path("parameters", f"water_runoff_coefficients_{ctx.profile or 'mee2020'}.csv", must_exist=False)
+    return str(own if own.exists() else config_path("parameters", "water_runoff_coefficients_mee2020.csv"))
 
 
 def _flag(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
@@ -192,16 +199,17 @@ def read_biophysical_table(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _dense(codes: np.ndarray, source: str) -> tuple[int, np.ndarray]:
-    offset, table, known = build_lut(codes, np.zeros(codes.size))
-    if table.size == 0:
+    """(offset, known) of the dense class table of ``codes``."""
+    lut = class_lut(codes, np.ones(codes.size, dtype=np.bool_), fill=False)
+    if lut is None:
         raise TableError(f"{source}: class codes span {codes.min()}..{codes.max()}, too wide for a lookup table")
-    return offset, known
+    return lut.offset, lut.values
 
 
 def _spread(codes: np.ndarray, values: np.ndarray, offset: int, size: int, dtype) -> np.ndarray:
-    out = np.zeros(size, dtype=dtype)
-    out[codes - offset] = values
-    return out
+    """``values`` per code on the dense table of :func:`_dense` (0 for absent codes)."""
+    lut = class_lut(codes, np.asarray(values, dtype=dtype), fill=0, offset=offset, size=size)
+    return lut.values
 
 
 # ------------------------------------------------------------------------------------------
@@ -212,21 +220,6 @@ def class_raster(ctx: ServiceContext, input_id: str):
     """A class raster on the run grid in its own integer type (int64 if stored as floats)."""
     kind = np.dtype(ctx.source_info(input_id).dtype).kind
     return ctx.raster(input_id, dtype=None if kind in "iu" else "int64")
-
-
-def _codes_block(block: np.ndarray, nodata: float) -> np.ndarray:
-    """(code, pixel count) rows of one class block, nodata left out (a bincount when the
-    codes span a small range, else a sort)."""
-    valid = block[block != nodata] if block.size else block.ravel()
-    if valid.size == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    lo, hi = int(valid.min()), int(valid.max())
-    if hi - lo < 1 << 16:
-        counts = np.bincount((valid.astype(np.int64) - lo).ravel(), minlength=hi - lo + 1)
-        codes = np.flatnonzero(counts)
-        return np.stack([codes + lo, counts[codes]], axis=1).astype(np.int64)
-    values, counts = np.unique(valid, return_counts=True)
-    return np.stack([values.astype(np.int64), counts.astype(np.int64)], axis=1)
 
 
 #: Edge (pixels) of the decimated read used to screen continuous inputs for bad values.
@@ -251,21 +244,17 @@ def screen_range(path: str, band: int, nodata: float) -> tuple[float, float]:
 def _data_issues(ctx: ServiceContext, method: str, table_codes: np.ndarray, table_path: str) -> list[Issue]:
     """Class codes missing from the table, with pixel counts (one pass over the class
     raster); negative continuous values and PAWC above 1 (a decimated screen)."""
-    class_id = CLASS_INPUT[method]
+    class_id = class_input(method)
     cls = class_raster(ctx, class_id)
-    parts = [dask.delayed(_codes_block)(b, cls.attrs["nodata"]) for b in cls.data.to_delayed().ravel()]
     issues: list[Issue] = []
-    counts: dict[int, int] = {}
-    for part in dask.compute(*parts):
-        for v, c in part:
-            counts[int(v)] = counts.get(int(v), 0) + int(c)
+    counts = unique_counts(cls.data, cls.attrs["nodata"])
     known = set(int(c) for c in table_codes)
     missing = {k: n for k, n in counts.items() if k not in known}
     if missing:
         column = "code" if method == "water_balance" else "lucode"
         err = MissingLookupValuesError(missing, ctx.entry(class_id).uri, table_path, column)
         issues.append(Issue(("services", SPEC.id, "inputs", class_id), str(err)))
-    for input_id in CONTINUOUS_INPUTS[method]:
+    for input_id in continuous_inputs(method):
         info = ctx.source_info(input_id)
         lo, hi = screen_range(info.path, info.band, info.nodata)
         keys = ("services", SPEC.id, "inputs", input_id)
@@ -284,22 +273,12 @@ def validate(ctx: ServiceContext) -> list[Issue]:
     table, class codes missing from it (with pixel counts; reads the class raster once),
     negative P / ET / ET0 / depth / PAWC and PAWC above 1 (screened on a decimated read;
     single bad pixels become nodata in the outputs)."""
-    method = method_of(ctx)
     base = ("services", SPEC.id)
-    if method not in METHODS:
-        return [Issue((*base, "method"), f"unknown method {method!r}; use one of {', '.join(METHODS)}")]
-    issues = ctx.validate_inputs()
-    for input_id in REQUIRED_INPUTS[method]:
-        if not ctx.has(input_id):
-            issues.append(Issue((*base, "inputs", input_id),
-                                f"required input of method {method} missing ({SPEC.input(input_id).about})"))
-    if method == "invest_awy":
-        z = ctx.param("seasonality_z")
-        if z is None:
-            issues.append(Issue((*base, "params", "seasonality_z"),
-                                "required by method invest_awy (Z, seasonality of precipitation, 1..30)"))
-        elif not isinstance(z, (int, float)) or isinstance(z, bool) or not (z > 0):
-            issues.append(Issue((*base, "params", "seasonality_z"), f"must be a positive number, got {z!r}"))
+    issues = ctx.validate_inputs()  # method, parameters (Z required and > 0), required inputs
+    try:
+        method = ctx.method_id
+    except KeyError:
+        return issues
     table_key = "runoff_coefficients" if method == "water_balance" else "biophysical_table"
     try:
         if method == "water_balance":
@@ -326,22 +305,6 @@ def validate(ctx: ServiceContext) -> list[Issue]:
 # compute
 # ------------------------------------------------------------------------------------------
 
-def _map_stacked(func, *arrays: da.Array, grid, n_out: int, **kwargs) -> da.Array:
-    """Apply a kernel that fills ``n_out`` output layers, chunk by chunk; returns a lazy
-    ``(n_out, rows, cols)`` float32 array. Slices of it taken in one ``dask.compute`` (as
-    ``ctx.write`` does) run the kernel once per chunk."""
-    areas = grid.row_areas_m2()
-
-    def block(*blocks: np.ndarray, block_info=None) -> np.ndarray:
-        r0, r1 = block_info[0]["array-location"][0]
-        out = np.empty((n_out, *blocks[0].shape), dtype=np.float32)
-        func(*blocks, areas[r0:r1], out)
-        return out
-
-    return da.map_blocks(block, *arrays, new_axis=0, chunks=((n_out,), *arrays[0].chunks),
-                         dtype=np.float32, meta=np.empty((0, 0, 0), dtype=np.float32), **kwargs)
-
-
 def _compute_water_balance(ctx: ServiceContext) -> ServiceResult:
     table_path = runoff_table_path(ctx)
     codes, alpha, include = read_runoff_table(table_path)
@@ -354,12 +317,14 @@ def _compute_water_balance(ctx: ServiceContext) -> ServiceResult:
     cls_nodata = int(cls.attrs["nodata"])
     nodata = np.float32(NODATA)
 
-    def kernel(c, p, e, row_area, out):
-        water_balance(c, cls_nodata, p, e, offset, known, alpha_lut, include_lut, row_area, nodata,
+    def kernel(c, p, e, *, row_area_m2):
+        out = np.empty((2, *c.shape), dtype=np.float32)
+        water_balance(c, cls_nodata, p, e, offset, known, alpha_lut, include_lut, row_area_m2, nodata,
                       out[0], out[1])
+        return out
 
-    stack = _map_stacked(kernel, cls.data, precip.data, aet.data, grid=ctx.grid, n_out=2)
-    records = ctx.write({"water_conservation_m3": stack[0], "water_balance_clipped_m3": stack[1]},
+    q, clipped = map_blocks(kernel, cls.data, precip.data, aet.data, grid=ctx.grid, n_out=2)
+    records = ctx.write({"water_conservation_m3": q, "water_balance_clipped_m3": clipped},
                         tags={"method": "water_balance", "runoff_table": Path(table_path).name})
     result = ServiceResult(service=SPEC.id, outputs=records,
                            metadata={"method": "water_balance", "runoff_table": table_path})
@@ -388,12 +353,14 @@ def _compute_invest_awy(ctx: ServiceContext) -> ServiceResult:
     cls_nodata = int(cls.attrs["nodata"])
     nodata = np.float32(NODATA)
 
-    def kernel(c, p, e0, soil, pw, row_area, out):
+    def kernel(c, p, e0, soil, pw, *, row_area_m2):
+        out = np.empty((3, *c.shape), dtype=np.float32)
         annual_water_yield(c, cls_nodata, p, e0, soil, pw, offset, known, kc_lut, root_lut, veg_lut, z,
-                           row_area, nodata, out[0], out[1], out[2])
+                           row_area_m2, nodata, out[0], out[1], out[2])
+        return out
 
-    stack = _map_stacked(kernel, cls.data, *layers, grid=ctx.grid, n_out=3)
-    records = ctx.write({"water_yield_mm": stack[0], "water_yield_m3": stack[1], "aet_mm": stack[2]},
+    yield_mm, yield_m3, aet_mm = map_blocks(kernel, cls.data, *layers, grid=ctx.grid, n_out=3)
+    records = ctx.write({"water_yield_mm": yield_mm, "water_yield_m3": yield_m3, "aet_mm": aet_mm},
                         tags={"method": "invest_awy", "seasonality_z": f"{z:g}",
                               "biophysical_table": Path(table_path).name})
     result = ServiceResult(service=SPEC.id, outputs=records,
@@ -411,9 +378,8 @@ def _compute_invest_awy(ctx: ServiceContext) -> ServiceResult:
 def compute(ctx: ServiceContext) -> ServiceResult:
     """Write the method's rasters (m³ per pixel, product ``water_conservation``; mm for
     invest_awy) in one streaming pass; totals in float64."""
-    method = method_of(ctx)
-    if method == "water_balance":
-        return _compute_water_balance(ctx)
-    if method == "invest_awy":
-        return _compute_invest_awy(ctx)
-    raise EcorasterError(f"services.{SPEC.id}.method: unknown method {method!r}; use one of {', '.join(METHODS)}")
+    return ctx.checked(COMPUTE[ctx.method_id](ctx))
+
+
+#: The compute function of each method of :data:`SPEC`.
+COMPUTE = {"water_balance": _compute_water_balance, "invest_awy": _compute_invest_awy}

@@ -52,6 +52,17 @@ def small_config(folder: Path, *, extra_services: dict | None = None, dask: dict
     return path
 
 
+def valued_result(workspace: Path, service: str) -> dict:
+    """A service's result with its value outputs, as the manifest (``run.json``) records it; the
+    manifest's paths are relative to the workspace, and are returned here resolved against it."""
+    import json
+
+    res = json.loads((workspace / "run.json").read_text(encoding="utf-8"))["results"][service]
+    for rec in res.get("outputs", {}).values():
+        rec["path"] = str(workspace / rec["path"])
+    return res
+
+
 def copy_tree_state(workspace: Path) -> dict[str, tuple[int, bytes]]:
     """{relative path: (mtime_ns, bytes)} of every committed output (not the cache records)."""
     return {p.relative_to(workspace).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())

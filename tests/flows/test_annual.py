@@ -1,5 +1,5 @@
 """annual_gep end to end on the bundled Wuhan data (a 300 × 300 px window): results equal the
-library's one-shot ``execute_run``; a re-run reuses everything; a run that dies half-way leaves
+library's one-shot ``ecoraster.pipeline.run``; a re-run reuses everything; a run that dies half-way leaves
 the workspace as it was and a re-run finishes with the same results."""
 
 import json
@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 import rasterio
 
-from ecoraster.run import execute_run
-from flows import steps
+from ecoraster import pipeline
+from ecoraster.pipeline import stages
+from ecoraster.pipeline.cache import CacheStore
 from flows.annual import annual_gep
 
-from .conftest import copy_tree_state, small_config
+from .conftest import copy_tree_state, small_config, valued_result
 
 OUTPUTS = ("c_storage_bas", "c_storage_alt", "c_change")
 
@@ -31,8 +32,8 @@ def test_annual_flow_equals_library_run_then_reuses_everything(tmp_zh):
     assert out["computed"] == ["service.carbon_storage", "value.carbon_storage", "zonal.districts", "products"]
     assert not list(ws.glob(".staging*"))
 
-    oracle = execute_run(cfg, tmp_zh / "oracle")  # the foundation's one-shot runner
-    flow_res = json.loads((ws / "carbon_storage" / "result.valued.json").read_text(encoding="utf-8"))
+    oracle = pipeline.run(cfg, tmp_zh / "oracle")  # the foundation's one-shot runner
+    flow_res = valued_result(ws, "carbon_storage")
     for oid in OUTPUTS:
         rec = flow_res["outputs"][oid]
         assert rec["total"] == oracle.services["carbon_storage"].outputs[oid].total
@@ -44,7 +45,8 @@ def test_annual_flow_equals_library_run_then_reuses_everything(tmp_zh):
     assert ours["carbon_storage.c_storage_bas"].sum() == pytest.approx(flow_res["outputs"]["c_storage_bas"]["total"],
                                                                        rel=1e-9)
     manifest = json.loads((ws / "run.json").read_text(encoding="utf-8"))
-    assert ".staging" not in json.dumps(manifest)
+    import re
+    assert ".staging" not in json.dumps(manifest), re.findall(r".{300}\.staging.{80}", json.dumps(manifest, ensure_ascii=False))
     assert manifest["steps"]["service.carbon_storage"]["computed"] is True
     assert manifest["inputs"]["wuhan_lulc_2005"]["sha256"]
 
@@ -73,19 +75,19 @@ def test_killed_run_leaves_workspace_and_rerun_finishes(tmp_zh, monkeypatch):
         raise RuntimeError("node lost power during zonal statistics")
 
     # 1. a fresh workspace, killed after the service was computed: nothing is left behind
-    monkeypatch.setattr(steps, "aggregate_zones", crash)
+    monkeypatch.setattr(stages, "aggregate_zones", crash)
     with pytest.raises(RuntimeError, match="lost power"):
-        steps.run_incremental(cfg, ws)
+        pipeline.run(cfg, ws)
     assert not list(ws.glob(".staging*")) and not (ws / "run.json").exists()
     assert not (ws / "carbon_storage").exists()
-    assert "service.carbon_storage" not in steps.CacheStore(ws).names()
+    assert "service.carbon_storage" not in CacheStore(ws).names()
     monkeypatch.undo()
-    first = steps.run_incremental(cfg, ws)
-    assert "service.carbon_storage" in first["computed"]
+    first = pipeline.run(cfg, ws)
+    assert "service.carbon_storage" in first.computed
     state = copy_tree_state(ws)
 
     # 2. a forced re-run killed half-way: every committed file stays as it was
-    monkeypatch.setattr(steps, "aggregate_zones", crash)
+    monkeypatch.setattr(stages, "aggregate_zones", crash)
     with pytest.raises(RuntimeError):
         annual_gep(config=str(cfg), workspace=str(ws), force=True)
     assert copy_tree_state(ws) == state
@@ -97,8 +99,8 @@ def test_killed_run_leaves_workspace_and_rerun_finishes(tmp_zh, monkeypatch):
     for name, (_, data) in state.items():
         if name.endswith(".tif"):
             assert np.array_equal(_read(ws / name), _read_bytes(data)), name
-    a = json.loads(state["carbon_storage/result.valued.json"][1])
-    b = json.loads((ws / "carbon_storage" / "result.valued.json").read_text(encoding="utf-8"))
+    a = json.loads(state["run.json"][1])["results"]["carbon_storage"]
+    b = valued_result(ws, "carbon_storage")
     assert {k: v["total"] for k, v in a["outputs"].items()} == {k: v["total"] for k, v in b["outputs"].items()}
 
 

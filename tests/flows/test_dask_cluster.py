@@ -12,7 +12,7 @@ from .conftest import small_config
 
 
 def _outputs(ws):
-    res = json.loads((ws / "carbon_storage" / "result.valued.json").read_text(encoding="utf-8"))
+    res = json.loads((ws / "run.json").read_text(encoding="utf-8"))["results"]["carbon_storage"]
     arrays = {}
     for oid, rec in res["outputs"].items():
         with rasterio.open(rec["path"]) as src:

@@ -9,13 +9,13 @@ import numpy as np
 import rasterio
 import yaml
 
-from ecoraster.run import execute_run
-from flows import steps
+from ecoraster import pipeline
+from ecoraster.pipeline import incremental
 from flows.annual import annual_gep
 from flows.new_imagery import on_new_imagery
 
 from ..conftest import REPO
-from .conftest import copy_tree_state, small_config
+from .conftest import copy_tree_state, small_config, valued_result
 
 
 def _sha(path):
@@ -59,7 +59,7 @@ def test_new_scene_recomputes_only_its_dependents(tmp_zh, pixel_area_service):
     changed = sorted(set(after) - set(unchanged))
     # the other service is untouched (same bytes, same mtime) …
     assert {"test_pixel_area/area.tif", "test_pixel_area/result.json",
-            "test_pixel_area/result.valued.json"} <= set(unchanged)
+            "test_pixel_area/valued.json"} <= set(unchanged)
     # … the land cover 2013 outputs, the zone table and the manifest changed; plus the overlay
     assert {"carbon_storage/c_storage_alt.tif", "carbon_storage/c_change_bas_alt.tif", "zonal/districts.csv",
             "run.json", "catalog.overlay.yaml"} <= set(changed)
@@ -75,16 +75,16 @@ def test_new_scene_recomputes_only_its_dependents(tmp_zh, pixel_area_service):
     cat = yaml.safe_load((REPO / "data_catalog.yaml").read_text(encoding="utf-8"))
     extra = {"wuhan_lulc_2013": {**cat["datasets"]["wuhan_lulc_2013"], "uri": str(raster)}}
     oracle_cfg = small_config(tmp_zh / "新影像", catalog_extra=extra)
-    oracle = execute_run(oracle_cfg, tmp_zh / "oracle").services["carbon_storage"]
-    valued = json.loads((ws / "carbon_storage" / "result.valued.json").read_text(encoding="utf-8"))
+    oracle = pipeline.run(oracle_cfg, tmp_zh / "oracle").services["carbon_storage"]
+    valued = valued_result(ws, "carbon_storage")
     for oid, rec in oracle.outputs.items():
         assert valued["outputs"][oid]["total"] == rec.total
-    old = json.loads(before["carbon_storage/result.valued.json"][1])
+    old = json.loads(before["run.json"][1])["results"]["carbon_storage"]
     assert valued["outputs"]["c_storage_alt"]["total"] != old["outputs"]["c_storage_alt"]["total"]
     assert valued["outputs"]["c_storage_bas"]["total"] == old["outputs"]["c_storage_bas"]["total"]
 
     # the same scene again through a folder scan: already ingested, nothing to do
-    assert steps.scan_folder(scenes, {"*.tif": "wuhan_lulc_2013"}, ws) == []
+    assert incremental.scan_folder(scenes, {"*.tif": "wuhan_lulc_2013"}, ws) == []
     assert on_new_imagery(str(cfg), str(ws), folder=str(scenes), patterns={"*.tif": "wuhan_lulc_2013"})["scenes"] == []
     # and a later annual run on this workspace keeps the new scene: nothing to recompute
     assert annual_gep(config=str(cfg), workspace=str(ws))["computed"] == []

@@ -14,10 +14,11 @@ from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry import box
 
-from ecoraster.allocation import NODATA, allocate, read_statistics
+from ecoraster.allocation import allocate, read_statistics
 from ecoraster.errors import TableError
 from ecoraster.grid import Grid
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 
 from ..conftest import TEST_CRS, TEST_ORIGIN
 
@@ -125,7 +126,7 @@ def test_service_mass_balance_numpy_equals_dask(tmp_zh, raster_writer, chunk):
           towns: {{dataset: towns, id_field: code, name_field: name, partition: true}}
     """), encoding="utf-8")
     assert validate_run(tmp_zh / "run.yaml") == []
-    result = execute_run(tmp_zh / "run.yaml", tmp_zh / "ws")
+    result = pipeline.run(tmp_zh / "run.yaml", tmp_zh / "ws")
     res = result.services["statistics_allocation"]
     assert res.totals["agricultural_products_total"][0] == pytest.approx(3500.0, rel=1e-6)
     assert res.totals["agricultural_products_value_total"][0] == pytest.approx(900 * 1e4, rel=1e-6)   # 万元 → CNY

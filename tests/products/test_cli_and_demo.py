@@ -10,7 +10,8 @@ from shapely.geometry import Point
 from typer.testing import CliRunner
 
 from ecoraster.cli import app
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 
 from ..conftest import REPO
 from .conftest import setup_run
@@ -19,20 +20,20 @@ runner = CliRunner()
 
 
 def test_catalogue_and_gep_table_commands(tmp_zh, raster_writer, fake_service):
-    execute_run(setup_run(tmp_zh, raster_writer), tmp_zh / "ws")
-    res = runner.invoke(app, ["catalogue", str(tmp_zh / "ws"), "--unit-set", "region", "--json"])
+    pipeline.run(setup_run(tmp_zh, raster_writer), tmp_zh / "ws")
+    res = runner.invoke(app, ["catalogue", "-w", str(tmp_zh / "ws"), "--zone-set", "region", "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)
     assert {r["name_zh"] for r in rows} == {"水源涵养", "固碳", "释氧"}
-    res = runner.invoke(app, ["catalogue", str(tmp_zh / "ws"), "--gep", "--unit-set", "parcels", "--json"])
-    gep = {r["unit_id"]: r for r in json.loads(res.stdout)}
+    res = runner.invoke(app, ["catalogue", "-w", str(tmp_zh / "ws"), "--gep", "--zone-set", "parcels", "--json"])
+    gep = {r["zone_id"]: r for r in json.loads(res.stdout)}
     assert gep["A"]["gep_cny"] == pytest.approx(63_390.0, rel=1e-6)      # see test_products
-    res = runner.invoke(app, ["catalogue", str(tmp_zh / "ws"), "--level", "1"])
+    res = runner.invoke(app, ["catalogue", "-w", str(tmp_zh / "ws"), "--level", "1"])
     assert res.exit_code == 0 and "调节服务" in res.stdout
-    res = runner.invoke(app, ["gep-table", str(tmp_zh / "ws"), "--top", "2", "--json"])
+    res = runner.invoke(app, ["gep-table", "-w", str(tmp_zh / "ws"), "--top", "2", "--json"])
     top = json.loads(res.stdout)
     assert [r["parcel_id"] for r in top] == ["A", "B"]
-    assert runner.invoke(app, ["catalogue", str(tmp_zh / "nope")]).exit_code == 1
+    assert runner.invoke(app, ["catalogue", "-w", str(tmp_zh / "nope")]).exit_code == 1
 
 
 def test_prices_commands():

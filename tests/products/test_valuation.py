@@ -9,9 +9,10 @@ import pytest
 import rasterio
 
 from ecoraster.errors import TableError, UnitError, ValidationFailed
-from ecoraster.run import execute_run, load_plan, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import load_plan, validate_run
 from ecoraster.units import value_factor
-from ecoraster.valuation import CPI, PriceTable, load_setup, rebase
+from ecoraster.prices import CPI, PriceTable, load_setup, rebase
 
 from ..conftest import REPO
 from .conftest import CPI_CSV, PRICES, setup_run
@@ -55,9 +56,9 @@ def test_shipped_tables_load_and_rebase():
     # 7.06 CNY/m3 (2010) × 1.054 × 1.026 × 1.026 (CPI 2011..2013 of cpi_china.csv)
     assert wc.value == pytest.approx(7.06 * 1.054 * 1.026 * 1.026)
     soil = rebase(table, table.for_product("soil_retention"), cpi, 2010)
-    # 0.21333333 m3/t × 15.58 + 0.0037 × 875 × f(2003→2010) + 0.00108 × 2800 × f(2003→2010)
-    f = cpi.factor(2003, 2010)
-    assert soil.value == pytest.approx(0.21333333 * 15.58 + 0.0037 * 875 * f + 0.00108 * 2800 * f)
+    # 0.21333333 m3/t × 15.58 (a cost, 2010) + 0.0037 × 875 + 0.00108 × 2800 (2003 fees in force in 2010:
+    # fee_tax prices are not CPI-inflated, issue 15) = 3.32373 + 3.2375 + 3.024 = 9.58523 CNY/t
+    assert soil.value == pytest.approx(0.21333333 * 15.58 + 0.0037 * 875 + 0.00108 * 2800)
     assert table.for_product("carbon_sequestration").unit == "CNY/t CO2"
 
 
@@ -94,7 +95,7 @@ def test_value_rasters_equal_numpy_reference(tmp_zh, raster_writer, fake_service
     raster_writer(tmp_zh / "wc.tif", wc, nodata=-1.0)
     text = cfg.read_text().replace("  parcels:", "  parcels_off:").replace("  wetland_units:", "  wetland_off:")
     cfg.write_text(text.split("zones:")[0])
-    result = execute_run(cfg, tmp_zh / "ws")
+    result = pipeline.run(cfg, tmp_zh / "ws")
     res = result.services["fake_gep"]
     value, nodata, tags, unit = _read(res.outputs["wc_value"].path)
     valid = wc != -1.0
@@ -126,7 +127,7 @@ def test_unit_mismatch_is_found_before_computing(tmp_zh, raster_writer, fake_ser
     assert len(issues) == 1
     assert "fake_gep.o2 (o2_2013)" in str(issues[0]) and "'t' × price unit 'CNY/m3'" in str(issues[0])
     with pytest.raises(ValidationFailed):
-        execute_run(cfg, tmp_zh / "ws")
+        pipeline.run(cfg, tmp_zh / "ws")
     assert not (tmp_zh / "ws" / "fake_gep").exists()
 
 
@@ -142,25 +143,30 @@ def test_profile_not_counting_a_product_skips_its_value(tmp_zh, raster_writer, f
     cfg.write_text(cfg.read_text().replace("profile: mee2020", "profile: ndrc2022"))   # no oxygen_release
     plan = load_plan(cfg)
     assert not load_setup(plan).profile.counts("oxygen_release")
-    res = execute_run(cfg, tmp_zh / "ws").services["fake_gep"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["fake_gep"]
     assert "o2_value" not in res.outputs and "wc_value" in res.outputs
     assert any("not counted by profile ndrc2022" in n for n in res.notes)
 
 
 def test_valuing_services_one_at_a_time_keeps_every_entry(tmp_zh, raster_writer, fake_service):
-    """Flows value one service per task into the same staging folder: valuation.json keeps both."""
+    """Flows value one service per task: each returns its own records, the service result is left
+    as it was, and the run's report holds every entry."""
+    from ecoraster.accounting.valuation import valuation_report, value_service
     from ecoraster.spec import ServiceResult
-    from ecoraster.valuation import value_results
 
     cfg = setup_run(tmp_zh, raster_writer, chunk=64, shape=(20, 20))
     cfg.write_text(cfg.read_text().split("zones:")[0])
-    result = execute_run(cfg, tmp_zh / "ws")
+    result = pipeline.run(cfg, tmp_zh / "ws")
     physical = {k: v for k, v in result.services["fake_gep"].outputs.items() if v.kind == "physical"}
     out = tmp_zh / "staging"
+    plan = load_plan(cfg)
+    parts = []
     for oid in ("wc", "carbon"):
         part = ServiceResult(service="fake_gep", outputs={oid: physical[oid]})
-        value_results(load_plan(cfg), {"fake_gep": part}, out)
-    report = json.loads((out / "valuation.json").read_text(encoding="utf-8"))
+        parts.append(value_service(plan, part, out))
+        assert list(part.outputs) == [oid]                      # the service's result is not changed
+        assert list(parts[-1].records) == [f"{oid}_value"]
+    report = valuation_report(plan.valuation, parts)
     assert {"fake_gep.wc", "fake_gep.carbon"} <= set(report["valued"])
 
 

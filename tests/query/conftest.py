@@ -26,7 +26,7 @@ import rasterio
 from shapely.geometry import box
 
 from ecoraster.query.synthetic import write_parcel_table
-from ecoraster.run import execute_run
+from ecoraster import pipeline
 
 from ..conftest import TEST_CRS, TEST_ORIGIN, write_raster
 from ..test_carbon_storage import _setup
@@ -58,11 +58,12 @@ def _build(root: Path) -> Path:
     lulc[11, 0] = 255
     cfg = _setup(root, write_raster, lulc)
     ws = root / "ws"
-    execute_run(cfg, ws)
+    pipeline.run(cfg, ws)
     manifest = json.loads((ws / "run.json").read_text(encoding="utf-8"))
     out = manifest["results"]["carbon_storage"]["outputs"]["c_storage_bas"]
     out["product"] = "carbon_storage"
-    with rasterio.open(out["path"]) as src:
+    carbon_path = ws / out["path"]  # run.json paths are relative to the workspace
+    with rasterio.open(carbon_path) as src:
         carbon = src.read(1).astype(np.float64)
         nodata = src.nodata
     valid = carbon != nodata
@@ -88,7 +89,7 @@ def _build(root: Path) -> Path:
     parcels = gpd.GeoDataFrame({"parcel_id": ["A", "B", "C"], "name": ["七里海一号", "七里海二号", "湿地三号"]},
                                geometry=[cell_box(0, 0, 8, 6), cell_box(8, 0, 16, 6), cell_box(0, 6, 16, 12)],
                                crs=TEST_CRS)
-    layers = [{"product": "carbon_storage", "kind": "physical", "path": out["path"], "units": "Mg C"},
+    layers = [{"product": "carbon_storage", "kind": "physical", "path": carbon_path, "units": "Mg C"},
               {"product": "carbon_storage", "kind": "value", "path": paths["carbon_storage_value"], "units": "CNY"},
               {"product": "water_conservation", "kind": "physical", "path": paths["wc_qty"], "units": "m3"},
               {"product": "water_conservation", "kind": "value", "path": paths["wc_value"], "units": "CNY"}]

@@ -1,7 +1,9 @@
 """The map page end to end in headless Chromium (Debian ``chromium``) driven by Playwright:
-the page loads, a click shows a parcel's values, a drawn footprint returns the same number
-as ``eco site``, an uploaded footprint is valued, sites are compared, a bad outline is refused.
-Skips when playwright or chromium is missing."""
+the page loads with nothing from outside hosts, Chinese text renders (needs a CJK font: Debian
+``fonts-noto-cjk``, installed by ``.ci/run``), a service layer draws with its legend, a click
+shows a parcel's values, a drawn footprint returns the same number as ``eco site``, an
+uploaded footprint is valued, sites are compared, a bad outline is refused, /docs loads
+offline. Skips when playwright or chromium is missing."""
 
 import json
 import os
@@ -56,11 +58,17 @@ def page(served):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         pg = browser.new_page(viewport={"width": 1200, "height": 760})
-        errors = []
+        errors, outside = [], []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        # a request to another host counts unless the page's Content-Security-Policy refused it
+        # before it left the browser (Redoc's bundle asks a CDN for its logo; the CSP blocks that)
+        pg.on("requestfinished", lambda req: None if req.url.startswith((served, "data:", "blob:"))
+              else outside.append(req.url))
+        pg.on("requestfailed", lambda req: None if req.url.startswith((served, "data:", "blob:"))
+              or (req.failure or "").lower() in ("csp", "net::err_blocked_by_csp") else outside.append(f"{req.url} ({req.failure})"))
         pg.goto(served + "/")
         pg.wait_for_selector("body[data-state=ready]", timeout=20_000)
-        pg.errors = errors
+        pg.errors, pg.outside = errors, outside
         yield pg
         browser.close()
 
@@ -95,6 +103,44 @@ def test_page_loads_and_click_shows_parcel(page, served):
     assert page.errors == []
 
 
+def _canvas_rgba(page, x, y):
+    """RGBA of the map canvas at world point (x, y)."""
+    return page.evaluate(f"""() => {{
+        const [px, py] = window.ecoMap.worldToScreen({x}, {y});
+        const c = document.getElementById("map"), d = window.devicePixelRatio || 1;
+        return Array.from(c.getContext("2d").getImageData(Math.round(px * d), Math.round(py * d), 1, 1).data);
+    }}""")
+
+
+def test_chinese_text_renders(page):
+    # without a CJK font every Han character is the same "tofu" box: draw two different ones and
+    # compare their pixels (they differ only when a font has the glyphs)
+    differ = page.evaluate("""() => {
+        const glyph = (ch) => { const c = document.createElement("canvas"); c.width = c.height = 40;
+            const g = c.getContext("2d"); g.font = "32px sans-serif"; g.fillText(ch, 2, 34);
+            return Array.from(g.getImageData(0, 0, 40, 40).data).join(","); };
+        return glyph("生") !== glyph("态") && glyph("水") !== glyph("源");
+    }""")
+    assert differ, "Chinese glyphs render as identical boxes: install a CJK font (apt-get install fonts-noto-cjk)"
+    assert "生态产品总值" in page.inner_text("#title")
+    assert page.outside == [], f"requests to outside hosts: {page.outside}"
+
+
+def test_service_layer_draws_with_legend(page):
+    page.select_option("#layer", "water_conservation.value")
+    page.wait_for_selector("body[data-raster=drawn]", timeout=20_000)
+    legend = page.inner_text("#raster-legend")
+    # every valid pixel holds 10 m3 × 6 CNY/m3 = 60 CNY: one class "60", first colour of the ramp
+    assert "水源涵养" in legend and "water conservation" in legend and "CNY per pixel" in legend and "60" in legend
+    x, y = cell_box(4, 3, 5, 4).centroid.coords[0]
+    assert _canvas_rgba(page, x, y) == [0xff, 0xff, 0xcc, 255]
+    x, y = cell_box(0, 11, 1, 12).centroid.coords[0]  # the nodata pixel: transparent
+    assert _canvas_rgba(page, x, y)[3] == 0
+    page.select_option("#layer", "")  # back to parcels coloured by value for the next tests
+    page.wait_for_selector("body[data-raster=none]")
+    assert page.errors == [] and page.outside == []
+
+
 def test_drawn_footprint_equals_cli(page, query_ws, tmp_zh):
     corners = [cell_box(3, 2, 13, 9).exterior.coords[i] for i in range(4)]
     _draw(page, corners)
@@ -127,3 +173,10 @@ def test_upload_compare_and_refusal(page, tmp_zh):
     _draw(page, [(x0, y0), (x1, y1), (x1, y0), (x0, y1)])
     assert "Self-intersection" in page.inner_text("#site-error")
     assert page.errors == []
+
+
+def test_docs_load_offline(page, served):
+    for path, ready in (("/docs", ".swagger-ui .info"), ("/redoc", "redoc-wrap, .redoc-wrap, [role=navigation]")):
+        page.goto(served + path)
+        page.wait_for_selector(ready, timeout=20_000)
+    assert page.outside == [], f"requests to outside hosts: {page.outside}"

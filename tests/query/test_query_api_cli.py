@@ -144,7 +144,7 @@ def test_cli_parcel_parcels_site_compare(query_ws, tmp_zh, client):
 
 def test_postgis_sql_dump(query_ws, tmp_zh):
     out = tmp_zh / "parcels.sql"
-    res = runner.invoke(cli_app, ["parcels-to-postgis", str(query_ws), "--sql-out", str(out), "--schema", "gep"])
+    res = runner.invoke(cli_app, ["parcels-to-postgis", "-w", str(query_ws), "--sql-out", str(out), "--schema", "gep"])
     assert res.exit_code == 0, res.output
     sql = out.read_text(encoding="utf-8")
     assert 'CREATE SCHEMA IF NOT EXISTS "gep"' in sql
@@ -152,7 +152,7 @@ def test_postgis_sql_dump(query_ws, tmp_zh):
     assert sql.count("INSERT INTO") == 3 and "湿地三号" in sql
     assert 'CREATE UNIQUE INDEX "parcels_parcel_id_key" ON "gep"."parcels" (parcel_id)' in sql
     assert '"price_year": 2020' in sql
-    res = runner.invoke(cli_app, ["parcels-to-postgis", str(query_ws), "--json"])
+    res = runner.invoke(cli_app, ["parcels-to-postgis", "-w", str(query_ws), "--json"])
     assert res.exit_code == 1 and "--dsn" in json.loads(res.stdout)["message"]
 
 
@@ -162,12 +162,12 @@ def test_run_without_values_or_parcels_is_served_with_clear_answers(tmp_zh, rast
     from fastapi.testclient import TestClient
 
     from ecoraster.api.app import create_app
-    from ecoraster.run import execute_run
+    from ecoraster import pipeline
 
     from ..test_carbon_storage import _setup
 
     ws = tmp_zh / "ws"
-    execute_run(_setup(tmp_zh, raster_writer, np.ones((4, 4), np.uint8)), ws)
+    pipeline.run(_setup(tmp_zh, raster_writer, np.ones((4, 4), np.uint8)), ws)
     client = TestClient(create_app(ws))
     info = client.get("/api/info").json()
     assert info["parcels"] == 0 and info["can_value_sites"] is False and info["products"] == []

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 
 from ..conftest import REPO
 from ._helpers import read, write_bands, write_run
@@ -49,8 +50,11 @@ def test_deposition_by_hand(tmp_zh):
     datasets, inputs = _dep_setup(tmp_zh, eco, lai, {
         "pm25": pm25, "pm10": np.full((2, 4), 100.0), "no2": np.full((2, 4), 40.0),
         "co": np.full((2, 4), 1.0)}, wind=wind)
-    cfg = write_run(tmp_zh, "air_purification", datasets, inputs, method="deposition")
-    res = execute_run(cfg, tmp_zh / "ws").services["air_purification"]
+    # PM10 on total mass and gases on every hour × leaf_on_fraction (deciduous 12: 0.6): the coarse-fraction
+    # and daytime defaults of issue 15 are tested in test_science_review.py
+    cfg = write_run(tmp_zh, "air_purification", datasets, inputs, method="deposition",
+                    params={"pm10_coarse_only": False, "gas_daytime_fraction": 1.0})
+    res = pipeline.run(cfg, tmp_zh / "ws").services["air_purification"]
     pm25_out, pm10_out = read(res.outputs["pm25"].path), read(res.outputs["pm10"].path)
     no2_out, co_out = read(res.outputs["no2"].path), read(res.outputs["co"].path)
     # PM2.5, forest (12), LAI 4, 50 µg/m3, wind 2.4 → class 2: Vd 0.09 cm/s = 0.0009 m/s, resuspension 3 %
@@ -73,11 +77,11 @@ def test_deposition_by_hand(tmp_zh):
     assert pm10_out[0, 0] == pytest.approx(0.0064 * 100e-9 * 4 * SECONDS_2021 * 0.5 * PX_M2, rel=1e-6)
     assert pm10_out[0, 0] == pytest.approx(36.3295, rel=1e-5)
     # NO2 (gas, forest canopy Vd 0.3 cm/s): cover = 1 − e^(−0.5 × 4) = 0.864665
-    #   0.003 × 40e-9 × 0.864665 × 31,536,000 × 900 = 2.9449 kg/pixel (32.7 kg/ha)
-    no2_px = 0.003 * 40e-9 * (1 - math.exp(-2)) * SECONDS_2021 * PX_M2
-    assert no2_out[0, 0] == pytest.approx(no2_px, rel=1e-6) and no2_px == pytest.approx(2.9449, rel=1e-4)
+    #   0.003 × 40e-9 × 0.864665 × 31,536,000 × 900 = 2.9449 kg/pixel (32.7 kg/ha) × leaf-on 0.6 = 1.7669
+    no2_px = 0.003 * 40e-9 * (1 - math.exp(-2)) * SECONDS_2021 * PX_M2 * 0.6
+    assert no2_out[0, 0] == pytest.approx(no2_px, rel=1e-6) and no2_px == pytest.approx(2.9449 * 0.6, rel=1e-4)
     # CO in mg/m3 (× 1e-6): 0.00004 m/s × 1e-6 kg/m3 × 0.864665 × 31,536,000 × 900
-    assert co_out[0, 0] == pytest.approx(0.00004 * 1e-6 * (1 - math.exp(-2)) * SECONDS_2021 * PX_M2, rel=1e-6)
+    assert co_out[0, 0] == pytest.approx(0.00004 * 1e-6 * (1 - math.exp(-2)) * SECONDS_2021 * PX_M2 * 0.6, rel=1e-6)
     assert res.outputs["no2"].product == "air_purification_no2" and res.outputs["pm25"].units == "kg"  # per year
     assert res.metadata["constant_gas_vd"] is True and "capacity_so2" not in res.outputs
     total = float(np.sum(pm25_out[pm25_out != ND], dtype=np.float64))
@@ -89,7 +93,7 @@ def test_deposition_lai_from_ndvi_scalar_wind_leap_year_and_hours(tmp_zh):
     ndvi = np.array([[0.5, 0.02, 0.99]])
     datasets, inputs = _dep_setup(tmp_zh, eco, None, {"pm25": np.full((1, 3), 50.0)}, wind=3.0, ndvi=ndvi)
     cfg = write_run(tmp_zh, "air_purification", datasets, inputs, year=2020)
-    out = read(execute_run(cfg, tmp_zh / "ws").services["air_purification"].outputs["pm25"].path)
+    out = read(pipeline.run(cfg, tmp_zh / "ws").services["air_purification"].outputs["pm25"].path)
     # NDVI 0.5: FVC = (0.5 − 0.05)/(0.86 − 0.05) = 0.555556; LAI = −ln(0.444444)/0.5 = 1.621860
     # wind 3 → Vd 0.15 cm/s, 4.5 %; 2020 is a leap year: 8784 h
     lai = -math.log(1 - 0.45 / 0.81) / 0.5
@@ -99,7 +103,7 @@ def test_deposition_lai_from_ndvi_scalar_wind_leap_year_and_hours(tmp_zh):
     # NDVI 0.99: FVC capped at 0.95 → LAI = −ln(0.05)/0.5 = 5.991465
     assert out[0, 2] == pytest.approx(0.0015 * 50e-9 * 5.991465 * 8784 * 3600 * 0.955 * PX_M2, rel=1e-6)
     cfg = write_run(tmp_zh, "air_purification", datasets, inputs, year=2020, params={"removal_hours": 4392})
-    half = read(execute_run(cfg, tmp_zh / "ws2").services["air_purification"].outputs["pm25"].path)
+    half = read(pipeline.run(cfg, tmp_zh / "ws2").services["air_purification"].outputs["pm25"].path)
     np.testing.assert_allclose(half, out / 2, rtol=1e-6)           # in-leaf hours: half the year
 
 
@@ -123,7 +127,7 @@ def test_capacity_cap_binding_and_allocation(tmp_zh):
     so2_cap, nox_cap, dust_cap = 1167.1065, 48.06, 164_105.1
     cfg = _capacity_setup(tmp_zh, eco, {"emission_so2": 0.5},                # 500 kg < capacity: binding
                           emissions_csv="pollutant,emission_t\nso2,99\nnox,1.0\ndust,20\n")
-    res = execute_run(cfg, tmp_zh / "ws").services["air_purification"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["air_purification"]
     cap = res.metadata["cap"]
     assert cap["so2"]["capacity_kg"] == pytest.approx(so2_cap, rel=1e-12)
     assert cap["so2"]["emission_kg"] == 500.0 and cap["so2"]["cap_binding"] is True    # scalar beats table
@@ -152,7 +156,7 @@ def test_capacity_uncapped_and_chunks(tmp_zh):
     for chunk, ws in ((64, "a"), (4096, "b")):
         cfg = _capacity_setup(tmp_zh, eco, {"emission_so2": 50.0, "emission_nox": 1.0, "emission_dust": 900.0},
                               chunk=chunk)
-        res = execute_run(cfg, tmp_zh / ws).services["air_purification"]
+        res = pipeline.run(cfg, tmp_zh / ws).services["air_purification"]
         results.append((res, {k: read(r.path) for k, r in res.outputs.items()}))
     (ra, a), (rb, b) = results
     for k in a:
@@ -163,7 +167,7 @@ def test_capacity_uncapped_and_chunks(tmp_zh):
     expected = sum(q[int(c)] * n for c, n in zip(*np.unique(eco, return_counts=True))) * 0.09
     assert ra.metadata["cap"]["so2"]["capacity_kg"] == pytest.approx(expected, rel=1e-12)
     cfg = _capacity_setup(tmp_zh, eco, {}, params={"emission_cap": False})
-    res = execute_run(cfg, tmp_zh / "c").services["air_purification"]
+    res = pipeline.run(cfg, tmp_zh / "c").services["air_purification"]
     assert res.metadata["cap"]["so2"]["cap_binding"] is None
     assert res.totals["so2_total"][0] == pytest.approx(expected, rel=1e-6)
 
@@ -238,7 +242,7 @@ def test_cnemc_stations_wuhan_plausible_removal(shared_data, tmp_zh):
             dst.write(grid.astype("float32"), 1)
         datasets[pol], inputs[f"conc_{pol}"] = {"kind": "raster", "uri": f"{pol}.tif"}, pol
     cfg = write_run(tmp_zh, "air_purification", datasets, inputs, year=2017, chunk=128)
-    res = execute_run(cfg, tmp_zh / "ws").services["air_purification"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["air_purification"]
     ha = 9.0                                                      # 300 m pixel = 9 ha
     forest = (eco == 11) | (eco == 12)
     assert forest.sum() > 50 and nodata is not None

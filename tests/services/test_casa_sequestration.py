@@ -13,7 +13,8 @@ import rasterio
 
 from ecoraster.errors import ValidationFailed
 from ecoraster.kernels.casa import build_row_index, fpar, percentile_from_histogram, t_epsilon2
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 from ecoraster.services.carbon_sequestration import ndvi_bounds, write_band_stack_vrt
 
 from ._helpers import read, write_bands, write_run
@@ -87,8 +88,11 @@ def test_annual_surrogate_by_hand(tmp_zh):
     t = full(15.0)
     t[1, 2] = ND                                          # temperature nodata
     _write_inputs(tmp_zh, eco, ndvi, full(5000.0), t, full(600.0), full(1000.0), full(500.0))
-    cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS, params={"ndvi_bounds": "table"})
-    res = execute_run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
+    # clip_negative_nep false: the signed NEP basis on cropland (the default since issue 15 prices max(NEP, 0)
+    # and leaves cropland out — tests/services/test_science_review.py); the by-hand CASA numbers are the same
+    cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS,
+                    params={"ndvi_bounds": "table", "clip_negative_nep": False})
+    res = pipeline.run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
     # Pixel (0,0): APAR = 5000 × 0.642595 × 0.5 = 1606.488 MJ/m2
     #   Tε1 = 0.8 + 0.02×15 − 0.0005×225 = 0.9875 ; Tε2 = 0.993405 ; Wε = 0.5 + 0.5 × 500/1000 = 0.75
     #   NPP = 1606.488 × 0.9875 × 0.993405 × 0.75 × 0.542 = 640.62 g C/m2/yr
@@ -139,7 +143,7 @@ def test_monthly_matches_reference_and_profiles(tmp_zh):
     ndvi[:, 0, 1] = -0.05                                             # never vegetated
     _write_inputs(tmp_zh, eco, ndvi, sol, t, p, pet, aet)
     cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS, params={"ndvi_bounds": "table"})
-    res = execute_run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
     npp, rh = read(res.outputs["npp"].path), read(res.outputs["rh"].path)
     table = {12: (0.692, 0.023, 0.747, 1), 31: (0.542, 0.023, 0.634, 1), 41: (1.257, 0.023, 0.634, 1),
              52: (0.542, 0.023, 0.634, 1), 42: (0.0, 0.023, 0.634, 0), 62: (0.0, 0.023, 0.634, 0)}
@@ -152,8 +156,9 @@ def test_monthly_matches_reference_and_profiles(tmp_zh):
     # the LY/T 1721 route (the `lyt1721` rows of casa_constants.yaml; here as run params, since
     # configs/profiles/ has no lyt1721 profile yet): O2 = NPP / 0.45 × 1.19, CO2 = NEP / 0.45 × 1.63
     cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS,
-                    params={"ndvi_bounds": "table", "o2_basis": "npp", "stoichiometry": "dry_matter"})
-    res2 = execute_run(cfg, tmp_zh / "ws2").services["carbon_sequestration"]
+                    params={"ndvi_bounds": "table", "o2_basis": "npp", "stoichiometry": "dry_matter",
+                            "clip_negative_nep": False})
+    res2 = pipeline.run(cfg, tmp_zh / "ws2").services["carbon_sequestration"]
     np.testing.assert_allclose(read(res2.outputs["o2"].path), npp / 0.45 * 1.19, rtol=1e-5)
     nep = read(res.outputs["nep"].path)
     np.testing.assert_allclose(read(res2.outputs["co2"].path), nep / 0.45 * 1.63, rtol=1e-5, atol=1e-9)
@@ -161,9 +166,11 @@ def test_monthly_matches_reference_and_profiles(tmp_zh):
     # profile ndrc2022: no oxygen output; run params override the profile
     cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS,
                     params={"ndvi_bounds": "table", "clip_negative_nep": True}, profile="ndrc2022")
-    res3 = execute_run(cfg, tmp_zh / "ws3").services["carbon_sequestration"]
+    res3 = pipeline.run(cfg, tmp_zh / "ws3").services["carbon_sequestration"]
     assert "o2" not in res3.outputs and not (tmp_zh / "ws3" / "carbon_sequestration" / "o2_released.tif").exists()
-    np.testing.assert_allclose(read(res3.outputs["co2"].path), np.maximum(nep, 0) * 44 / 12, rtol=1e-5, atol=1e-9)
+    crop = np.isin(eco, (51, 52))                       # cropland: not counted by the NEP route (issue 15)
+    np.testing.assert_allclose(read(res3.outputs["co2"].path), np.where(crop, 0, np.maximum(nep, 0)) * 44 / 12,
+                               rtol=1e-5, atol=1e-9)
 
 
 def test_numpy_equals_dask_chunks(tmp_zh):
@@ -176,7 +183,7 @@ def test_numpy_equals_dask_chunks(tmp_zh):
     outs = []
     for chunk, ws in ((64, "a"), (4096, "b")):
         cfg = write_run(tmp_zh, "carbon_sequestration", _datasets(), INPUTS, params=params, chunk=chunk)
-        res = execute_run(cfg, tmp_zh / ws).services["carbon_sequestration"]
+        res = pipeline.run(cfg, tmp_zh / ws).services["carbon_sequestration"]
         outs.append((res, {k: read(r.path) for k, r in res.outputs.items()}))
     (ra, a), (rb, b) = outs
     for k in a:
@@ -198,8 +205,9 @@ def test_ndvi_percentiles_per_class():
     for k, code in enumerate((12, 52)):
         vals = ndvi[:, cls == code]
         vals = vals[vals > 0]
-        # histogram bins of 0.001: within one bin of numpy's percentile
-        assert lo[k] == pytest.approx(np.percentile(vals, 5), abs=0.0015)
+        # lower bound: the table's bare-soil NDVI (not the class's 5 %, issue 15); upper: histogram bins of
+        # 0.001, within one bin of numpy's percentile
+        assert lo[k] == 0.02 and report[code]["p5_of_class"] == pytest.approx(np.percentile(vals, 5), abs=0.0015)
         assert hi[k] == pytest.approx(np.percentile(vals, 95), abs=0.0015)
     assert (lo[2], hi[2]) == (0.02, 0.6) and 62 not in report   # no pixels: table bounds
     assert math.isnan(percentile_from_histogram(np.zeros(10, np.int64), 0.5))
@@ -225,7 +233,7 @@ def test_validation_lists_every_problem(tmp_zh):
     assert any("sol.tif has 1 bands but ndvi has 12" in i for i in issues)
     assert any("99 (1 px)" in i and "casa_emax.csv" in i for i in issues)
     with pytest.raises(ValidationFailed):
-        execute_run(cfg, tmp_zh / "ws")
+        pipeline.run(cfg, tmp_zh / "ws")
     assert not (tmp_zh / "ws" / "carbon_sequestration").exists()
 
 
@@ -272,7 +280,7 @@ def test_slovenia_ndvi_series_plausible_npp(shared_data, tmp_zh):
     datasets = {k: v for k, v in _datasets().items() if k != "aet"}
     inputs = {k: v for k, v in INPUTS.items() if k != "aet"}
     cfg = write_run(tmp_zh, "carbon_sequestration", datasets, inputs, params={"water_stress": "precip_pet"})
-    res = execute_run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
     npp = read(res.outputs["npp"].path)
     nep = read(res.outputs["nep"].path)
     pixel_m2 = abs(profile["transform"].a * profile["transform"].e)
@@ -311,7 +319,7 @@ def test_gura_real_precip_et0_monthly_vrt(shared_data, tmp_zh):
     inputs = {k: v for k, v in INPUTS.items() if k != "aet"}
     cfg = write_run(tmp_zh, "carbon_sequestration", datasets, inputs,
                     params={"water_stress": "precip_pet", "ndvi_bounds": "table"})
-    res = execute_run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
     rh = read(res.outputs["rh"].path)
     npp = read(res.outputs["npp"].path)
     valid = rh != ND
@@ -345,7 +353,7 @@ def test_modis_red_nir_annual_surrogate(shared_data, tmp_zh):
     inputs = {k: v for k, v in INPUTS.items() if k != "aet"}
     cfg = write_run(tmp_zh, "carbon_sequestration", datasets, inputs,
                     params={"water_stress": "precip_pet", "ndvi_bounds": "table"})
-    res = execute_run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
+    res = pipeline.run(cfg, tmp_zh / "ws").services["carbon_sequestration"]
     npp_g = read(res.outputs["npp"].path) / (100.0 * 100.0) * 1e6     # 100 m pixels: t C → g C/m2
     print(f"MODIS Iowa NPP mean {npp_g.mean():.0f} g C/m2/yr")
     assert 200 < npp_g.mean() < 1200 and npp_g.max() < 1600

@@ -16,7 +16,8 @@ from rasterio.features import rasterize
 from ecoraster.errors import ValidationFailed
 from ecoraster.kernels.lookup import build_lut
 from ecoraster.kernels.water import annual_water_yield, budyko_aet_fraction, water_balance
-from ecoraster.run import execute_run, validate_run
+from ecoraster import pipeline
+from ecoraster.pipeline import validate_run
 from ecoraster.services.water_conservation import read_runoff_table
 
 from ..conftest import REPO
@@ -146,7 +147,7 @@ def test_water_balance_run_by_hand(tmp_zh, raster_writer):
     aet[0, :] = 1000.0  # lake ET > P
     aet[5, 5] = -1.0    # ET nodata
     cfg = _balance_run(tmp_zh, raster_writer, eco, precip, aet)
-    result = execute_run(cfg, tmp_zh / "ws")
+    result = pipeline.run(cfg, tmp_zh / "ws")
     res = result.services["water_conservation"]
     # forest: 800 − 800 × 0.0267 − 500 = 278.64 mm × 0.9 = 250.776 m³ per pixel
     # forest pixels: 100 − 10 (lake) − 5 (crop) − 1 (class nodata) − 1 (ET nodata) = 83
@@ -188,7 +189,7 @@ def test_water_balance_numpy_equals_dask_any_chunks(tmp_zh, raster_writer):
     for chunk in (64, 100, 4096):
         ws = tmp_zh / f"ws{chunk}"
         cfg = _balance_run(tmp_zh, raster_writer, eco, precip, aet, chunk=chunk)
-        res = execute_run(cfg, ws).services["water_conservation"]
+        res = pipeline.run(cfg, ws).services["water_conservation"]
         with rasterio.open(res.outputs["water_conservation_m3"].path) as src:
             outs.append(src.read(1))
         assert res.totals["water_conservation_m3_total"][0] == pytest.approx(
@@ -222,7 +223,7 @@ def test_validation_lists_every_problem(tmp_zh, raster_writer):
     assert "eco.tif" in issues[0] and "runoff.csv" in issues[0] and "33 (2 px), 77 (1 px)" in issues[0]
     assert "p.tif" in issues[1] and "negative values (minimum -20 mm/yr)" in issues[1]
     with pytest.raises(ValidationFailed):
-        execute_run(cfg, tmp_zh / "ws")
+        pipeline.run(cfg, tmp_zh / "ws")
     assert not (tmp_zh / "ws").exists() or not any((tmp_zh / "ws").iterdir())
 
 
@@ -294,7 +295,7 @@ def test_invest_awy_numpy_equals_dask_and_reference(tmp_zh, raster_writer):
     got = {}
     for chunk in (64, 4096):
         cfg = _awy_run(tmp_zh, raster_writer, lulc, precip, eto, soil, pawc, chunk=chunk)
-        res = execute_run(cfg, tmp_zh / f"ws{chunk}").services["water_conservation"]
+        res = pipeline.run(cfg, tmp_zh / f"ws{chunk}").services["water_conservation"]
         names = {Path(r.path).name for r in res.outputs.values()}
         assert {"aet_mm.tif", "water_yield_m3.tif", "water_yield_mm.tif"} <= names  # (+ value rasters)
         with rasterio.open(res.outputs["water_yield_mm"].path) as src:
@@ -328,7 +329,7 @@ def _centre_rule_mean(raster: np.ndarray, nodata: float, transform, geom) -> flo
 def test_awy_byhand_matches_invest(shared_data, tmp_zh):
     expected = np.load(DATA / "awy_byhand_expected.npz")
     assert str(expected["invest_version"]) == "3.20.2"
-    result = execute_run(REPO / "configs" / "examples" / "awy_byhand.yaml", tmp_zh / "ws")
+    result = pipeline.run(REPO / "configs" / "examples" / "awy_byhand.yaml", tmp_zh / "ws")
     res = result.services["water_conservation"]
     yield_files = [p.name for p in (tmp_zh / "ws" / "water_conservation").glob("*.tif") if "yield" in p.name]
     assert "water_yield_mm.tif" in yield_files
