@@ -18,7 +18,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from ..context import ServiceContext
-from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
 
 NODATA = -9999.0
 PRODUCT = "coastal_protection"
@@ -30,18 +30,22 @@ SPEC = ServiceSpec(
     about="Coastline protected by vegetation belts of a declared width (km), valued at the replacement cost "
           "of a sea wall.",
     category="调节服务",
-    methods=("belt_width",),
+    methods=(
+        MethodSpec(id="belt_width", about="coastline within snap_m of vegetation belts at least belt_width_m wide",
+                   required_inputs=("coastline", "marsh"), parameters=("belt_width_m", "snap_m"),
+                   required_parameters=("belt_width_m", "snap_m"), outputs=("protected_coast_km",)),
+    ),
     reference="gep-methods.md §3.5 (protected coast length × sea-wall replacement cost)",
     inputs=(
         InputSpec(id="coastline", kind="vector", about="coastline (lines, or polygons whose boundary is used)"),
         InputSpec(id="marsh", kind="vector", about="salt marsh / coastal vegetation extent (polygons)"),
     ),
     parameters=(
-        ParameterSpec(id="belt_width_m", units="m", default=100.0,
+        ParameterSpec(id="belt_width_m", units="m", default=100.0, type="number", minimum=0.0,
                       about="narrowest vegetation belt that protects the coast behind it",
                       source="declared per study; wave attenuation by salt marsh is large within the first "
                              "~100 m (Möller et al. 2014, Nature Geosci.)", confidence="✱"),
-        ParameterSpec(id="snap_m", units="m", default=30.0,
+        ParameterSpec(id="snap_m", units="m", default=30.0, type="number", minimum=0.0,
                       about="largest gap between the coastline and the belt still counted as touching",
                       source="our choice: one 30 m pixel", confidence="✱"),
     ),
@@ -103,13 +107,10 @@ def length_per_pixel(lines: BaseGeometry, transform, shape) -> np.ndarray:
 
 
 def validate(ctx: ServiceContext) -> list[Issue]:
+    """The spec's checks (inputs, lengths ≥ 0 m), then a projected grid (lengths in metres)."""
     issues = ctx.validate_inputs()
     if ctx.grid.crs is None or not ctx.grid.crs.is_projected:
         issues.append(Issue(("services", SPEC.id, "grid"), "the grid must be projected in metres (lengths)"))
-    for pid in ("belt_width_m", "snap_m"):
-        v = ctx.param(pid)
-        if not isinstance(v, (int, float)) or v < 0:
-            issues.append(Issue(("services", SPEC.id, "params", pid), f"must be a length ≥ 0 m, got {v!r}"))
     return issues
 
 
@@ -124,6 +125,8 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     marsh = shapely.union_all([g for g in read("marsh") if g is not None and not g.is_empty])
     belt, snap = float(ctx.param("belt_width_m")), float(ctx.param("snap_m"))
     prot = protected_coast(coast, marsh, belt, snap)
+    # vector → raster in one pass over the line segments (not a per-pixel block kernel): the
+    # protected length is small (a coastline), so the whole-grid float64 array is cheap at any extent
     km = length_per_pixel(prot, ctx.grid.transform, ctx.grid.shape) / 1000.0
     records = ctx.write({"protected_coast_km": da.from_array(km.astype(np.float32), chunks=ctx.chunk)})
     result = ServiceResult(service=SPEC.id, outputs=records,
@@ -131,4 +134,4 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     result.totals["protected_coast_km_total"] = (records["protected_coast_km"].total, "km")
     result.notes.append(f"{prot.length / 1000:.3f} km of {coast.length / 1000:.3f} km of coastline lie against "
                         f"vegetation belts ≥ {belt:g} m wide (gap ≤ {snap:g} m)")
-    return result
+    return ctx.checked(result)

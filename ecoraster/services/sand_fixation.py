@@ -15,19 +15,27 @@ Value = Q / (ρ·h) × sand-control cost (composite price ``sand_fixation_compos
 
 from __future__ import annotations
 
-import dask.array as da
 import numpy as np
 
 from ..context import ServiceContext
+from ..engine import map_blocks
 from ..kernels import wind
-from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
 
 NODATA = -9999.0
 PRODUCT = "sand_fixation"
 
 
-def _p(pid, about, units, default, source, confidence):
-    return ParameterSpec(id=pid, about=about, units=units, default=default, source=source, confidence=confidence)
+def _p(pid, about, units, default, source, confidence, **limits):
+    """A number parameter (``limits``: minimum, maximum, exclusive_minimum)."""
+    return ParameterSpec(id=pid, about=about, units=units, default=default, source=source, confidence=confidence,
+                         type="number", **limits)
+
+
+PCT = {"minimum": 0.0, "maximum": 100.0}
+POSITIVE = {"minimum": 0.0, "exclusive_minimum": True}
+PARAMS = ("sand_pct", "silt_pct", "clay_pct", "organic_matter_pct", "caco3_pct", "ridge_height_cm",
+          "ridge_spacing_cm", "random_roughness_cm", "downwind_m", "ndvi_soil", "ndvi_veg")
 
 
 SPEC = ServiceSpec(
@@ -36,7 +44,11 @@ SPEC = ServiceSpec(
     name_zh="防风固沙",
     about="Wind erosion avoided by vegetation: RWEQ potential minus actual soil loss (optional service).",
     category="调节服务",
-    methods=("rweq",),
+    methods=(
+        MethodSpec(id="rweq", about="RWEQ: potential (bare) minus actual (vegetated) wind erosion",
+                   required_inputs=("weather_factor", "ndvi"), parameters=PARAMS, required_parameters=PARAMS,
+                   outputs=("sand_fixation_t", "wind_loss_potential", "wind_loss_actual")),
+    ),
     reference="Fryrear et al. 1998 (RWEQ); gep-methods.md §3.3; 甘孜 2017 (value)",
     inputs=(
         InputSpec(id="weather_factor", kind="raster", units="kg/m", resampling="bilinear",
@@ -45,17 +57,20 @@ SPEC = ServiceSpec(
                   about="NDVI → vegetation cover SC (dimidiate pixel model)"),
     ),
     parameters=(
-        _p("sand_pct", "topsoil sand", "%", 60.0, "regional soil survey; default a sandy loam", "✱"),
-        _p("silt_pct", "topsoil silt", "%", 25.0, "regional soil survey", "✱"),
-        _p("clay_pct", "topsoil clay", "%", 15.0, "regional soil survey", "✱"),
-        _p("organic_matter_pct", "topsoil organic matter", "%", 1.0, "regional soil survey", "✱"),
-        _p("caco3_pct", "topsoil CaCO₃", "%", 1.0, "regional soil survey", "✱"),
-        _p("ridge_height_cm", "ridge height ΔH of K'", "cm", 0.0, "Fryrear et al. 1998; 0 = no ridges", "✱"),
-        _p("ridge_spacing_cm", "ridge spacing L of K'", "cm", 100.0, "Fryrear et al. 1998", "✱"),
-        _p("random_roughness_cm", "random roughness Crr of K'", "cm", 1.0, "Fryrear et al. 1998", "✱"),
-        _p("downwind_m", "downwind distance z", "m", 50.0, "common RWEQ choice in Chinese GEP studies", "◐"),
-        _p("ndvi_soil", "NDVI of bare soil", "1", 0.05, "dimidiate pixel model", "✱"),
-        _p("ndvi_veg", "NDVI of full cover", "1", 0.86, "dimidiate pixel model", "✱"),
+        _p("sand_pct", "topsoil sand", "%", 60.0, "regional soil survey; default a sandy loam", "✱", **PCT),
+        _p("silt_pct", "topsoil silt", "%", 25.0, "regional soil survey", "✱", **PCT),
+        _p("clay_pct", "topsoil clay (> 0: EF divides sand by clay)", "%", 15.0, "regional soil survey", "✱",
+           minimum=0.0, maximum=100.0, exclusive_minimum=True),
+        _p("organic_matter_pct", "topsoil organic matter", "%", 1.0, "regional soil survey", "✱", **PCT),
+        _p("caco3_pct", "topsoil CaCO₃", "%", 1.0, "regional soil survey", "✱", **PCT),
+        _p("ridge_height_cm", "ridge height ΔH of K'", "cm", 0.0, "Fryrear et al. 1998; 0 = no ridges", "✱",
+           minimum=0.0),
+        _p("ridge_spacing_cm", "ridge spacing L of K'", "cm", 100.0, "Fryrear et al. 1998", "✱", **POSITIVE),
+        _p("random_roughness_cm", "random roughness Crr of K'", "cm", 1.0, "Fryrear et al. 1998", "✱",
+           minimum=0.0),
+        _p("downwind_m", "downwind distance z", "m", 50.0, "common RWEQ choice in Chinese GEP studies", "◐", **POSITIVE),
+        _p("ndvi_soil", "NDVI of bare soil", "1", 0.05, "dimidiate pixel model", "✱", minimum=-1.0, maximum=1.0),
+        _p("ndvi_veg", "NDVI of full cover", "1", 0.86, "dimidiate pixel model", "✱", minimum=-1.0, maximum=1.0),
     ),
     outputs=(
         OutputSpec(id="sand_fixation_t", filename="sand_fixation_t.tif", units="t", per="pixel", nodata=NODATA,
@@ -69,13 +84,12 @@ SPEC = ServiceSpec(
 
 
 def validate(ctx: ServiceContext) -> list[Issue]:
+    """The spec's checks (inputs, percentages 0..100, clay > 0), then NDVI of full cover above bare soil."""
     issues = ctx.validate_inputs()
-    for pid in ("sand_pct", "silt_pct", "clay_pct", "organic_matter_pct", "caco3_pct"):
-        v = ctx.param(pid)
-        if not isinstance(v, (int, float)) or not 0 <= v <= 100:
-            issues.append(Issue(("services", SPEC.id, "params", pid), f"must be a percentage 0..100, got {v!r}"))
-    if not float(ctx.param("clay_pct")) > 0:
-        issues.append(Issue(("services", SPEC.id, "params", "clay_pct"), "must be > 0 (EF divides sand by clay)"))
+    ns, nv = ctx.param("ndvi_soil"), ctx.param("ndvi_veg")
+    if isinstance(ns, (int, float)) and isinstance(nv, (int, float)) and not nv > ns:
+        issues.append(Issue(("services", SPEC.id, "params", "ndvi_veg"),
+                            f"= {nv!r} must be above ndvi_soil = {ns!r} (dimidiate pixel model)"))
     return issues
 
 
@@ -86,12 +100,10 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     scf = float(wind.crust_factor(p("clay_pct"), p("organic_matter_pct")))
     kp = float(wind.roughness_factor(p("ridge_height_cm"), p("ridge_spacing_cm"), p("random_roughness_cm")))
     z, ns, nv = float(p("downwind_m")), float(p("ndvi_soil")), float(p("ndvi_veg"))
-    areas = ctx.grid.row_areas_m2()
     wf = ctx.raster("weather_factor", dtype="float32", nodata=np.nan).data
     ndvi = ctx.raster("ndvi", dtype="float32", nodata=np.nan).data
 
-    def block(w, n, block_info=None):
-        r0, r1 = block_info[0]["array-location"][0]
+    def block(w, n, *, row_area_m2):
         cover = 100.0 * np.clip((n.astype(np.float64) - ns) / (nv - ns), 0.0, 1.0)
         w64 = w.astype(np.float64)
         pot, act = np.empty_like(w64), np.empty_like(w64)
@@ -99,16 +111,15 @@ def compute(ctx: ServiceContext) -> ServiceResult:
                            pot, act)
         out = np.full((3, *w.shape), NODATA, dtype=np.float32)
         ok = ~np.isnan(pot)
-        out[0][ok] = ((pot - act) * areas[r0:r1, None] / 1000.0)[ok]
+        out[0][ok] = ((pot - act) * row_area_m2[:, None] / 1000.0)[ok]
         out[1][ok], out[2][ok] = pot[ok], act[ok]
         return out
 
-    stack = da.map_blocks(block, wf, ndvi, new_axis=0, chunks=((3,), *wf.chunks), dtype=np.float32,
-                          meta=np.empty((0, 0, 0), dtype=np.float32))
-    records = ctx.write({"sand_fixation_t": stack[0], "wind_loss_potential": stack[1], "wind_loss_actual": stack[2]})
+    fixed, potential, actual = map_blocks(block, wf, ndvi, grid=ctx.grid, n_out=3)
+    records = ctx.write({"sand_fixation_t": fixed, "wind_loss_potential": potential, "wind_loss_actual": actual})
     result = ServiceResult(service=SPEC.id, outputs=records,
                            metadata={"ef": ef, "scf": scf, "kprime": kp, "downwind_m": z})
     result.totals["sand_fixation_t_total"] = (records["sand_fixation_t"].total, "t")
     result.notes.append(f"RWEQ factors: EF {ef:.4f}, SCF {scf:.4f}, K' {kp:.4f} (from the soil and roughness "
                         f"parameters), z = {z:g} m")
-    return result
+    return ctx.checked(result)

@@ -30,7 +30,10 @@ Streaming: flow accumulation depends on whole catchments, so the routing runs on
 in compact types (see :mod:`ecoraster.kernels.hydrology`), in an order that holds at most
 ≈ 13 bytes per pixel (directions + accumulation + in-degree): the masked DEM (float32) is filled, written to a scratch file and
 dropped; directions (uint32) → accumulation (float64) → streams (uint8); then the outputs
-stream block by block, each block re-reading its DEM window (with a halo) for the slope.
+stream block by block through the block engine: the slope by ``engine.map_overlap`` on the
+memory-mapped filled DEM (halo 1, or the noise window's radius), LS and the factors by
+``engine.map_blocks`` (pixel areas from the grid). Monthly / daily precipitation stacks (3-D) go
+through dask directly.
 Measured in ``bench/bench_soil_retention.py`` (``bench/README.md``): at 100 Mpx the peak is still above
 2 GB (2.66 GB; see ``docs/soil_retention.md`` for where it comes from and the next steps).
 """
@@ -46,37 +49,26 @@ import numpy as np
 import rasterio
 
 from ..context import ServiceContext
+from ..engine import map_blocks, map_overlap
 from ..errors import EcorasterError, TableError
 from ..io.raster import GDAL_CACHE_BYTES, release_memory
 from ..kernels import hydrology as hyd
 from ..kernels import soil as soilk
-from ..spec import InputSpec, Issue, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec
+from ..resources import config_path
+from ..spec import InputSpec, Issue, MethodSpec, OutputSpec, ParameterSpec, ServiceResult, ServiceSpec, When
 from ..tables import check_codes, class_codes, numeric_column, read_table, require_columns, unique_counts
 
 NODATA = -9999.0
 PRODUCT = "soil_retention"
-METHODS = ("invest_sdr", "rusle_cn")
-METHOD_BY_PROFILE = {"invest": "invest_sdr", "mee2020": "rusle_cn"}
-PARAMETER_DIR = Path(__file__).resolve().parents[2] / "configs" / "parameters"
 M2_PER_HA = 10_000.0
 K_UNITS = "t·ha·h/(ha·MJ·mm)"
 R_UNITS = "MJ·mm/(ha·h·yr)"
-
-
-def _defaults() -> dict:
-    """The parameter table ``configs/parameters/soil_retention.yaml`` (value, unit, source, confidence)."""
-    from ..yamlio import read_mapping
-
-    return read_mapping(PARAMETER_DIR / "soil_retention.yaml", field="soil_retention parameters")["parameters"]
-
-
-_P = _defaults()
-
-
-def _param(pid: str) -> ParameterSpec:
-    p = _P[pid]
-    return ParameterSpec(id=pid, about=p["about"], units=p["unit"], default=p["value"], source=p["source"],
-                         confidence=p["confidence"])
+#: value, unit, about, source and confidence of every parameter (read lazily, ``services._constants``)
+TABLE = "soil_retention.yaml"
+INVEST_PARAMS = ("threshold_flow_accumulation", "l_max", "stream_trace_proportion")
+RUSLE_CN_PARAMS = ("slope_length_max_m", "flat_relief_m", "flat_window_radius", "r_annual_alpha", "r_annual_beta",
+                   "r_daily_threshold_mm", "ndvi_soil", "ndvi_veg")
+COMMON_OUTPUTS = ("rkls", "usle", "avoided_erosion", "soil_retention_t", "ls")
 
 
 SPEC = ServiceSpec(
@@ -86,7 +78,24 @@ SPEC = ServiceSpec(
     about="Soil loss avoided by vegetation and practices: R·K·LS·(1 − C·P), InVEST SDR factors or the "
           "Chinese guide's RUSLE factors.",
     category="调节服务",
-    methods=METHODS,
+    methods=(
+        MethodSpec(id="rusle_cn", profiles=("mee2020",),
+                   about="RUSLE with the Chinese guide's factors (Liu Baoyuan S, Cai Chongfa C from NDVI, R from "
+                         "erosivity or precipitation, K from erodibility or soil units), SRTM noise flattened",
+                   required_inputs=("dem", "ecosystem", "ndvi"),
+                   optional_inputs=("p_table", "soil_k_table"),
+                   one_of_inputs=(("erosivity", "precipitation"), ("erodibility", "soil_units")),
+                   parameters=RUSLE_CN_PARAMS, required_parameters=RUSLE_CN_PARAMS,
+                   outputs=(*COMMON_OUTPUTS, "c_factor")),
+        MethodSpec(id="invest_sdr", profiles=("invest",),
+                   about="the factors of InVEST 3.20 SDR (MFD routing, Desmet & Govers LS, streams left out): "
+                         "RKLS, USLE, avoided erosion",
+                   required_inputs=("dem", "erosivity", "erodibility", "lulc", "biophysical_table"),
+                   optional_inputs=("watersheds",),
+                   parameters=INVEST_PARAMS, required_parameters=INVEST_PARAMS,
+                   outputs=(*COMMON_OUTPUTS, "stream"),
+                   created_if={"stream": When()}),
+    ),
     reference="InVEST User's Guide 3.20, SDR (RKLS, USLE, avoided erosion); MEE/CAEP 2020 GEP guide 土壤保持; "
               "gep-methods.md §3.2 (Liu Baoyuan S, Cai Chongfa C, EPIC K, 章文波 R)",
     inputs=(
@@ -119,7 +128,20 @@ SPEC = ServiceSpec(
                   about="P and include (0/1) per GEP class (rusle_cn); default "
                         "configs/parameters/soil_p_gep_classes.csv", columns={"code": "class", "p": "1"}),
     ),
-    parameters=tuple(_param(k) for k in _P),
+    parameters=(
+        ParameterSpec(id="threshold_flow_accumulation", type="number", minimum=0.0, exclusive_minimum=True,
+                      table=TABLE),
+        ParameterSpec(id="l_max", type="number", minimum=0.0, exclusive_minimum=True, table=TABLE),
+        ParameterSpec(id="stream_trace_proportion", type="number", minimum=0.0, maximum=1.0, table=TABLE),
+        ParameterSpec(id="slope_length_max_m", type="number", minimum=0.0, exclusive_minimum=True, table=TABLE),
+        ParameterSpec(id="flat_relief_m", type="number", minimum=0.0, table=TABLE),
+        ParameterSpec(id="flat_window_radius", type="integer", minimum=0.0, maximum=50.0, table=TABLE),
+        ParameterSpec(id="r_annual_alpha", type="number", minimum=0.0, exclusive_minimum=True, table=TABLE),
+        ParameterSpec(id="r_annual_beta", type="number", minimum=0.0, exclusive_minimum=True, table=TABLE),
+        ParameterSpec(id="r_daily_threshold_mm", type="number", minimum=0.0, table=TABLE),
+        ParameterSpec(id="ndvi_soil", type="number", minimum=-1.0, maximum=1.0, table=TABLE),
+        ParameterSpec(id="ndvi_veg", type="number", minimum=-1.0, maximum=1.0, table=TABLE),
+    ),
     outputs=(
         OutputSpec(id="rkls", filename="rkls.tif", units="t/ha/yr", per="ha", nodata=NODATA,
                    about="potential soil loss R·K·LS (invest_sdr: nodata on streams)"),
@@ -133,10 +155,10 @@ SPEC = ServiceSpec(
         OutputSpec(id="ls", filename="ls_factor.tif", units="1", kind="intermediate", per="state", nodata=NODATA,
                    about="LS factor"),
         OutputSpec(id="stream", filename="stream.tif", units="0/1", kind="intermediate", per="state",
-                   dtype="uint8", nodata=255, values="per_class", created_if="method == invest_sdr",
+                   dtype="uint8", nodata=255, values="per_class",
                    about="stream pixels from the flow-accumulation threshold (invest_sdr)"),
         OutputSpec(id="c_factor", filename="c_factor.tif", units="1", kind="intermediate", per="state",
-                   nodata=NODATA, created_if="method == rusle_cn", about="cover factor C (Cai Chongfa, from NDVI)"),
+                   nodata=NODATA, about="cover factor C (Cai Chongfa, from NDVI)"),
     ),
 )
 
@@ -146,7 +168,8 @@ SPEC = ServiceSpec(
 # ------------------------------------------------------------------------------------------
 
 def method_of(ctx: ServiceContext) -> str:
-    return ctx.method or METHOD_BY_PROFILE.get(ctx.profile or "", "rusle_cn")
+    """The run's method: the config's ``method``, else the profile's default (``MethodSpec.profiles``)."""
+    return ctx.method_id
 
 
 def read_biophysical(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -198,11 +221,11 @@ def read_k_table(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def p_table_path(ctx: ServiceContext) -> str:
-    return ctx.entry("p_table").uri if ctx.has("p_table") else str(PARAMETER_DIR / "soil_p_gep_classes.csv")
+    return ctx.entry("p_table").uri if ctx.has("p_table") else str(config_path("parameters", "soil_p_gep_classes.csv"))
 
 
 def m_classes() -> tuple[np.ndarray, np.ndarray]:
-    df = read_table(PARAMETER_DIR / "soil_m_classes_cn.csv")
+    df = read_table(config_path("parameters", "soil_m_classes_cn.csv"))
     return df["upper_deg"].to_numpy(np.float64), df["m"].to_numpy(np.float64)
 
 
@@ -218,30 +241,18 @@ def _lookup(codes: np.ndarray, values: np.ndarray, block: np.ndarray, fill: floa
 # validation
 # ------------------------------------------------------------------------------------------
 
-REQUIRED = {
-    "invest_sdr": ("dem", "erosivity", "erodibility", "lulc", "biophysical_table"),
-    "rusle_cn": ("dem", "ecosystem", "ndvi"),
-}
-
-
 def validate(ctx: ServiceContext) -> list[Issue]:
-    """All problems at once: method, its inputs, the tables, land-cover codes missing from the
+    """All problems at once: the spec's checks (method, its inputs, parameter types and ranges),
+    then soil units without their K table, the tables, land-cover codes missing from the
     biophysical table (with pixel counts), a projected grid with square pixels."""
-    method = method_of(ctx)
     base = ("services", SPEC.id)
-    if method not in METHODS:
-        return [Issue((*base, "method"), f"unknown method {method!r}; use one of {', '.join(METHODS)}")]
     issues = ctx.validate_inputs()
-    for input_id in REQUIRED[method]:
-        if not ctx.has(input_id):
-            issues.append(Issue((*base, "inputs", input_id),
-                                f"required input of method {method} missing ({SPEC.input(input_id).about})"))
-    if method == "rusle_cn":
-        if not (ctx.has("erosivity") or ctx.has("precipitation")):
-            issues.append(Issue((*base, "inputs", "erosivity"), "rusle_cn needs erosivity or precipitation"))
-        if not (ctx.has("erodibility") or (ctx.has("soil_units") and ctx.has("soil_k_table"))):
-            issues.append(Issue((*base, "inputs", "erodibility"),
-                                "rusle_cn needs erodibility, or soil_units with soil_k_table"))
+    if issues and any(i.keys[:3] == (*base, "method") for i in issues):
+        return issues
+    method = method_of(ctx)
+    if method == "rusle_cn" and not ctx.has("erodibility") and ctx.has("soil_units") and not ctx.has("soil_k_table"):
+        issues.append(Issue((*base, "inputs", "soil_k_table"),
+                            "rusle_cn: soil_units need soil_k_table (K per soil unit)"))
     if ctx.grid.crs is None or not ctx.grid.crs.is_projected:
         issues.append(Issue((*base, "grid"), f"the grid must be projected in metres (got {ctx.grid.crs}); "
                                              "LS needs the pixel size in metres"))
@@ -300,35 +311,30 @@ def route(holder: list, work: Path, *, streams: bool, threshold: float, trace: f
     return acc, stream, dem_path, raised
 
 
-def _dem_window(dem_path: Path, r0: int, r1: int, c0: int, c1: int, halo: int):
-    """A DEM window with a halo (clipped at the raster), and the inner slice."""
-    mm = np.load(dem_path, mmap_mode="r")
-    rows, cols = mm.shape
-    a0, a1 = max(r0 - halo, 0), min(r1 + halo, rows)
-    b0, b1 = max(c0 - halo, 0), min(c1 + halo, cols)
-    win = np.array(mm[a0:a1, b0:b1], dtype=np.float32)
-    del mm
-    return win, (slice(r0 - a0, r0 - a0 + (r1 - r0)), slice(c0 - b0, c0 - b0 + (c1 - c0)))
+def _filled_dem(dem_path: Path, chunks) -> da.Array:
+    """The filled DEM spilled by :func:`route`, memory-mapped, as a lazy array with the run's chunks."""
+    return da.from_array(np.load(dem_path, mmap_mode="r"), chunks=chunks)
+
+
+def _slope_kernel(win: np.ndarray, *, cell: float, radius: int = 0, relief: float = 0.0) -> np.ndarray:
+    """Horn's slope [%] of a haloed DEM block (NaN off the raster, as nodata); with ``relief`` > 0,
+    0 where the relief within (2·radius + 1)² is ≤ ``relief`` m (SRTM noise, rusle_cn)."""
+    win = np.ascontiguousarray(win, dtype=np.float32)
+    slope = np.empty_like(win)
+    hyd.slope_percent(win, cell, cell, slope)
+    if relief > 0:
+        soilk.flatten_noise(slope, win, radius, relief)
+    return slope
 
 
 # ------------------------------------------------------------------------------------------
 # compute
 # ------------------------------------------------------------------------------------------
 
-def _stack(func, *arrays: da.Array, n_out: int) -> da.Array:
-    """A kernel filling ``n_out`` float32 layers per block, with the block's location."""
-    def block(*blocks, block_info=None):
-        (r0, r1), (c0, c1) = block_info[0]["array-location"]
-        out = np.full((n_out, *blocks[0].shape), NODATA, dtype=np.float32)
-        func(*blocks, r0=r0, r1=r1, c0=c0, c1=c1, out=out)
-        return out
-
-    return da.map_blocks(block, *arrays, new_axis=0, chunks=((n_out,), *arrays[0].chunks), dtype=np.float32,
-                         meta=np.empty((0, 0, 0), dtype=np.float32))
-
-
 def _finish(out: np.ndarray, rkls: np.ndarray, usle: np.ndarray, ls: np.ndarray, valid: np.ndarray,
             pixel_ha: np.ndarray) -> None:
+    """Layers 0..4 of ``out`` (NODATA-filled): RKLS, USLE, RKLS − USLE [t/ha/yr], (RKLS − USLE) ×
+    pixel area [t], LS."""
     out[0][valid] = rkls[valid]
     out[1][valid] = usle[valid]
     out[2][valid] = (rkls - usle)[valid]
@@ -340,11 +346,8 @@ def _finish(out: np.ndarray, rkls: np.ndarray, usle: np.ndarray, ls: np.ndarray,
 def compute(ctx: ServiceContext) -> ServiceResult:
     """Route the DEM in memory, then write the rasters block by block; totals in float64."""
     method = method_of(ctx)
-    if method not in METHODS:
-        raise EcorasterError(f"services.{SPEC.id}.method: unknown method {method!r}")
     invest = method == "invest_sdr"
     cell = abs(ctx.grid.transform.a)
-    areas_ha = ctx.grid.row_areas_m2() / M2_PER_HA
     dem = ctx.raster("dem", dtype="float32", nodata=np.nan).data
     notes: list[str] = []
     if invest:
@@ -352,13 +355,11 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         cp = usle_c * usle_p
         r_in = ctx.raster("erosivity", dtype="float32", nodata=np.nan).data
         k_in = ctx.raster("erodibility", dtype="float32", nodata=np.nan).data
-        lulc_x = ctx.raster("lulc", dtype="int64")
-        lulc, lulc_nd = lulc_x.data, int(lulc_x.attrs["nodata"])
+        lulc, lulc_nd = ctx.class_array("lulc")
         valid = ~da.isnan(dem) & ~da.isnan(r_in) & ~da.isnan(k_in) & (lulc != lulc_nd)
         cls_in = lulc
     else:
-        eco_x = ctx.raster("ecosystem", dtype="int64")
-        cls_in, eco_nd = eco_x.data, int(eco_x.attrs["nodata"])
+        cls_in, eco_nd = ctx.class_array("ecosystem")
         valid = ~da.isnan(dem) & (cls_in != eco_nd)
     # the masked DEM is stored chunk by chunk into one preallocated array (no concatenation copy),
     # with GDAL's block cache capped as the writer does (its default is 5 % of the RAM)
@@ -374,10 +375,10 @@ def compute(ctx: ServiceContext) -> ServiceResult:
             trace=ctx.param("stream_trace_proportion"))
         notes.append(f"pit filling raised {raised:,} pixels to their spill height")
         if invest:
-            arrays, meta = _invest_arrays(ctx, acc, stream, dem_path, cell, areas_ha, codes, cp,
+            arrays, meta = _invest_arrays(ctx, acc, stream, dem_path, cell, codes, cp,
                                           r_in, k_in, cls_in, lulc_nd)
         else:
-            arrays, meta = _rusle_cn_arrays(ctx, acc, dem_path, cell, areas_ha, cls_in, eco_nd, notes)
+            arrays, meta = _rusle_cn_arrays(ctx, acc, dem_path, cell, cls_in, eco_nd, notes)
         records = ctx.write(arrays, tags={"method": method})
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -389,31 +390,31 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     result.notes.extend(notes)
     result.notes.append("rkls, usle and avoided_erosion are densities in t/ha/yr (R in MJ·mm/(ha·h·yr) × "
                         "K in t·ha·h/(ha·MJ·mm)); soil_retention_t = avoided_erosion × pixel area in ha")
-    return result
+    return ctx.checked(result)
 
 
-def _invest_arrays(ctx, acc, stream, dem_path, cell, areas_ha, codes, cp, r_in, k_in, cls_in, lulc_nd):
+def _invest_arrays(ctx, acc, stream, dem_path, cell, codes, cp, r_in, k_in, cls_in, lulc_nd):
     l_max = float(ctx.param("l_max"))
+    chunks = cls_in.chunks
+    slope = map_overlap(_slope_kernel, _filled_dem(dem_path, chunks), depth=1, boundary=np.nan, cell=cell)
+    acc_da = da.from_array(acc, chunks=chunks)
+    stream_da = da.from_array(stream, chunks=chunks)
 
-    def kernel(r_b, k_b, c_b, *, r0, r1, c0, c1, out):
-        win, inner = _dem_window(dem_path, r0, r1, c0, c1, 1)
-        slope = np.empty_like(win)
-        hyd.slope_percent(win, cell, cell, slope)
-        slope = slope[inner]
-        a = acc[r0:r1, c0:c1]
-        ls = np.empty(slope.shape, dtype=np.float64)
-        soilk.ls_invest(slope.astype(np.float64), a, cell, l_max, ls)
-        st = stream[r0:r1, c0:c1]
+    def kernel(s_b, a_b, st, r_b, k_b, c_b, *, row_area_m2):
+        out = np.full((5, *s_b.shape), NODATA, dtype=np.float32)
+        ls = np.empty(s_b.shape, dtype=np.float64)
+        soilk.ls_invest(s_b.astype(np.float64), a_b, cell, l_max, ls)
         cpv = _lookup(codes, cp, c_b, np.nan)
         valid = ~np.isnan(ls) & ~np.isnan(r_b) & ~np.isnan(k_b) & (c_b != lulc_nd) & (st == 0) & ~np.isnan(cpv)
         rkls = ls * r_b.astype(np.float64) * k_b.astype(np.float64)
         usle = rkls * cpv
-        _finish(out, rkls, usle, ls, valid, areas_ha[r0:r1, None])
+        _finish(out, rkls, usle, ls, valid, row_area_m2[:, None] / M2_PER_HA)
+        return out
 
-    stack = _stack(kernel, r_in, k_in, cls_in, n_out=5)
-    stream_da = da.from_array(stream, chunks=cls_in.chunks)
-    arrays = {"rkls": stack[0], "usle": stack[1], "avoided_erosion": stack[2], "soil_retention_t": stack[3],
-              "ls": stack[4], "stream": stream_da}
+    rkls, usle, avoided, sr_t, ls = map_blocks(kernel, slope, acc_da, stream_da, r_in, k_in, cls_in, grid=ctx.grid,
+                                               n_out=5)
+    arrays = {"rkls": rkls, "usle": usle, "avoided_erosion": avoided, "soil_retention_t": sr_t, "ls": ls,
+              "stream": stream_da}
     meta = {"threshold_flow_accumulation": ctx.param("threshold_flow_accumulation"), "l_max": l_max,
             "stream_pixels": int((stream == 1).sum())}
     return arrays, meta
@@ -446,7 +447,7 @@ def _r_factor(ctx: ServiceContext):
     if n == 1:
         p = ctx.raster("precipitation", dtype="float32", nodata=np.nan).data
         alpha, beta = float(ctx.param("r_annual_alpha")), float(ctx.param("r_annual_beta"))
-        return (p.map_blocks(lambda b: soilk.r_annual_power(b, alpha, beta).astype(np.float32), dtype=np.float32),
+        return (map_blocks(lambda b: soilk.r_annual_power(b, alpha, beta).astype(np.float32), p),
                 f"annual precipitation, R = {alpha:g}·P^{beta:g} (章文波 2002)")
     raise EcorasterError(f"{e.uri}: precipitation has {n} bands; use ≥ 365 (daily mm), 12 (monthly mm) or 1 "
                          "(annual mm/yr)")
@@ -456,12 +457,12 @@ def _k_factor(ctx: ServiceContext):
     if ctx.has("erodibility"):
         return ctx.raster("erodibility", dtype="float32", nodata=np.nan).data, "erodibility raster"
     codes, k = read_k_table(ctx.entry("soil_k_table").uri)
-    units = ctx.raster("soil_units", dtype="int64").data
-    kk = units.map_blocks(lambda b: _lookup(codes, k, b, np.nan).astype(np.float32), dtype=np.float32)
+    units, _ = ctx.class_array("soil_units")
+    kk = map_blocks(lambda b: _lookup(codes, k, b, np.nan).astype(np.float32), units)
     return kk, f"soil units × {Path(ctx.entry('soil_k_table').uri).name}"
 
 
-def _rusle_cn_arrays(ctx, acc, dem_path, cell, areas_ha, cls_in, eco_nd, notes):
+def _rusle_cn_arrays(ctx, acc, dem_path, cell, cls_in, eco_nd, notes):
     upper, m_vals = m_classes()
     lam_max = float(ctx.param("slope_length_max_m"))
     relief = float(ctx.param("flat_relief_m"))
@@ -471,17 +472,15 @@ def _rusle_cn_arrays(ctx, acc, dem_path, cell, areas_ha, cls_in, eco_nd, notes):
     r_da, r_how = _r_factor(ctx)
     k_da, k_how = _k_factor(ctx)
     ndvi = ctx.raster("ndvi", dtype="float32", nodata=np.nan).data
-    halo = radius + 1
+    chunks = cls_in.chunks
+    slope = map_overlap(_slope_kernel, _filled_dem(dem_path, chunks), depth=max(radius, 1), boundary=np.nan,
+                        cell=cell, radius=radius, relief=relief)
+    acc_da = da.from_array(acc, chunks=chunks)
 
-    def kernel(r_b, k_b, n_b, e_b, *, r0, r1, c0, c1, out):
-        win, inner = _dem_window(dem_path, r0, r1, c0, c1, halo)
-        slope = np.empty_like(win)
-        hyd.slope_percent(win, cell, cell, slope)
-        if relief > 0:
-            soilk.flatten_noise(slope, win, radius, relief)
-        slope = slope[inner]
-        ls = np.empty(slope.shape, dtype=np.float64)
-        soilk.ls_rusle_cn(slope.astype(np.float64), acc[r0:r1, c0:c1], cell, lam_max, upper, m_vals, ls)
+    def kernel(s_b, a_b, r_b, k_b, n_b, e_b, *, row_area_m2):
+        out = np.full((6, *s_b.shape), NODATA, dtype=np.float32)
+        ls = np.empty(s_b.shape, dtype=np.float64)
+        soilk.ls_rusle_cn(s_b.astype(np.float64), a_b, cell, lam_max, upper, m_vals, ls)
         pv = _lookup(p_codes, p_vals, e_b, np.nan)
         inc = _lookup(p_codes, include.astype(np.float64), e_b, 0.0) == 1.0
         c = np.empty(n_b.shape, dtype=np.float64)
@@ -490,13 +489,13 @@ def _rusle_cn_arrays(ctx, acc, dem_path, cell, areas_ha, cls_in, eco_nd, notes):
         valid = ~np.isnan(ls) & ~np.isnan(pv) & (e_b != eco_nd) & (~inc | factors)
         rkls = np.where(inc, ls * r_b * k_b, 0.0)
         usle = np.where(inc, rkls * c * pv, 0.0)
-        _finish(out, rkls, usle, ls, valid, areas_ha[r0:r1, None])
+        _finish(out, rkls, usle, ls, valid, row_area_m2[:, None] / M2_PER_HA)
         cv = ~np.isnan(c)
         out[5][cv] = c[cv]
+        return out
 
-    stack = _stack(kernel, r_da, k_da, ndvi, cls_in, n_out=6)
-    arrays = {"rkls": stack[0], "usle": stack[1], "avoided_erosion": stack[2], "soil_retention_t": stack[3],
-              "ls": stack[4], "c_factor": stack[5]}
+    layers = map_blocks(kernel, slope, acc_da, r_da, k_da, ndvi, cls_in, grid=ctx.grid, n_out=6)
+    arrays = dict(zip(("rkls", "usle", "avoided_erosion", "soil_retention_t", "ls", "c_factor"), layers))
     notes.append(f"R from {r_how}; K from {k_how}; C from NDVI (FVC dimidiate {ndvi_soil:g}..{ndvi_veg:g}, Cai "
                  f"2000); P and soil/no-soil classes from {Path(p_table_path(ctx)).name}")
     notes.append(f"SRTM noise: slope set to 0 where the filled DEM's relief within a {2 * radius + 1}×"

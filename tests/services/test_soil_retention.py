@@ -14,7 +14,7 @@ import rasterio
 
 from ecoraster.kernels import hydrology as hyd
 from ecoraster.kernels import soil as soilk
-from ecoraster.run import execute_run
+from ecoraster.pipeline import run as execute_run
 
 from ._helpers import write_run
 
@@ -313,7 +313,7 @@ def test_invest_sdr_validation_names_missing_codes(tmp_zh, raster_writer):
     cfg = write_run(tmp_zh, "soil_retention", datasets, {"dem": "dem", "lulc": "lulc", "erosivity": "r",
                                                          "erodibility": "r", "biophysical_table": "bio"},
                     method="invest_sdr", grid_like="dem")
-    from ecoraster.run import validate_run
+    from ecoraster.pipeline import validate_run
 
     issues = [str(i) for i in validate_run(cfg)]
     assert len(issues) == 1 and "9" in issues[0] and "bio.csv" in issues[0] and "lulc.tif" in issues[0], issues
