@@ -5,9 +5,10 @@ lies against it (gep-methods.md §3.5): the marsh polygons are opened by the bel
 half the width, then dilated back), which removes every part narrower than the belt; the coastline
 within ``snap_m`` of what remains is protected (mitred buffers keep straight belt ends square; each
 belt's protected stretch is over-counted by at most 2 × ``snap_m`` at its ends). Its length is written as a raster of km per pixel
-(each line cut at the pixel edges it crosses, so per-pixel lengths are exact), so the
-standard valuation (× replacement cost of a sea wall per km, ``configs/prices``) and the zonal
-sums apply. Runs in ``configs/chongming_2020.yaml`` once a coastline and a marsh extent exist.
+(each line cut at the pixel edges it crosses, so per-pixel lengths are exact), so the zonal
+sums apply. **Unpriced**: the standard valuation (× replacement cost of a sea wall per km) needs a
+dated cost entry in ``configs/prices``, and no price table holds one yet (no source with a price
+year has been found); the length is reported as a physical quantity only. Runs in ``configs/chongming_2020.yaml`` once a coastline and a marsh extent exist.
 """
 
 from __future__ import annotations

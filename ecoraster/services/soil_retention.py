@@ -167,11 +167,6 @@ SPEC = ServiceSpec(
 # tables
 # ------------------------------------------------------------------------------------------
 
-def method_of(ctx: ServiceContext) -> str:
-    """The run's method: the config's ``method``, else the profile's default (``MethodSpec.profiles``)."""
-    return ctx.method_id
-
-
 def read_biophysical(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(codes sorted, usle_c, usle_p) from an InVEST SDR biophysical table (columns matched
     case-insensitively, as InVEST does); C and P must lie in 0..1."""
@@ -249,7 +244,7 @@ def validate(ctx: ServiceContext) -> list[Issue]:
     issues = ctx.validate_inputs()
     if issues and any(i.keys[:3] == (*base, "method") for i in issues):
         return issues
-    method = method_of(ctx)
+    method = ctx.method_id
     if method == "rusle_cn" and not ctx.has("erodibility") and ctx.has("soil_units") and not ctx.has("soil_k_table"):
         issues.append(Issue((*base, "inputs", "soil_k_table"),
                             "rusle_cn: soil_units need soil_k_table (K per soil unit)"))
@@ -345,7 +340,7 @@ def _finish(out: np.ndarray, rkls: np.ndarray, usle: np.ndarray, ls: np.ndarray,
 
 def compute(ctx: ServiceContext) -> ServiceResult:
     """Route the DEM in memory, then write the rasters block by block; totals in float64."""
-    method = method_of(ctx)
+    method = ctx.method_id
     invest = method == "invest_sdr"
     cell = abs(ctx.grid.transform.a)
     dem = ctx.raster("dem", dtype="float32", nodata=np.nan).data
