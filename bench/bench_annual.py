@@ -59,10 +59,10 @@ def make_inputs(work: Path, mpx: float, n_parcels: int) -> Path:
     cfg["grid"] = {**cfg["grid"], "resolution": res}
     parcels = voronoi_parcels(demo.grid.bounds, n_parcels, demo.grid.crs, seed=1)
     parcels["name"] = parcels["parcel_id"].astype(str)
-    parcels.to_parquet(work / "parcels.parquet")
+    parcels.to_file(work / "parcels.gpkg")
     extra = work / "bench_catalog.yaml"
     extra.write_text(yaml.safe_dump({"datasets": {"bench_parcels": {
-        "kind": "vector", "uri": str(work / "parcels.parquet"), "crs": str(demo.grid.crs)}}}), encoding="utf-8")
+        "kind": "vector", "uri": str(work / "parcels.gpkg"), "crs": str(demo.grid.crs)}}}), encoding="utf-8")
     cfg["extra_catalogs"].append(str(extra))
     cfg["zones"]["parcels"] = {"dataset": "bench_parcels", "id_field": "parcel_id", "name_field": "name",
                                "partition": True}

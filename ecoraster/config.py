@@ -70,6 +70,8 @@ class ZoneSet(_Strict):
     id_field: str
     name_field: str | None = None
     partition: bool = False
+    # what the coordinates really are: gcj02 (Chinese web-map lon/lat) is converted to WGS 84 on read
+    datum: Literal["wgs84", "gcj02", "cgcs2000"] | None = None
 
 
 class DaskConfig(_Strict):
@@ -107,7 +109,10 @@ class RunConfig(_Strict):
         raw = yamlio.read_mapping(path, field="config")
         base = path.resolve().parent
         raw["catalog"] = _resolve_catalog(raw.get("catalog"), base, path)
-        raw["extra_catalogs"] = [str((base / c).resolve()) for c in raw.get("extra_catalogs") or []]
+        extra = raw.get("extra_catalogs") or []
+        if not isinstance(extra, list) or not all(isinstance(c, str) for c in extra):
+            raise ConfigError(f"{path}: extra_catalogs = {extra!r}: expected a list of catalogue paths")
+        raw["extra_catalogs"] = [str((base / c).resolve()) for c in extra]
         raw["source_path"] = str(path.resolve())
         try:
             return cls.model_validate(raw)

@@ -108,8 +108,10 @@ class ServiceContext:
                                  resampling=resampling if resampling in ("mode", "nearest") else "mode",
                                  chunk=self.chunk, check=False)
             return classes if dtype is None else classes.astype(dtype).assign_attrs(classes.attrs)
-        return align_to(self.source_info(input_id), self.grid, resampling, dtype=dtype, nodata=nodata,
-                        chunk=self.chunk, name=input_id)
+        from .checks import guard_raster  # units converted, physical range enforced (configs/parameters/input_ranges.yaml)
+
+        return guard_raster(self, input_id, align_to(self.source_info(input_id), self.grid, resampling, dtype=dtype,
+                                                     nodata=nodata, chunk=self.chunk, name=input_id))
 
     def class_array(self, input_id: str, chunk: int | None = None) -> tuple[da.Array, int]:
         """A class raster (after the catalogue's ``reclass`` table, if any) on the run grid as

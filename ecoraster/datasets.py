@@ -42,6 +42,29 @@ Kind = Literal["raster", "vector", "table", "stac"]
 DEFAULT_RESAMPLING: dict[bool, Resampling] = {True: "mode", False: "bilinear"}
 
 
+class SceneDerive(BaseModel):
+    """``derive:`` of a raster made from scenes: the index, the per-pixel composite rule and
+    the period of one band (``year``: one band; ``month``: twelve)."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: Literal["ndvi", "savi", "fvc", "lai"] = "ndvi"
+    composite: Literal["max", "median"] = "max"
+    period: Literal["year", "month"] = "year"
+    min_valid_share: float | None = Field(default=None, ge=0, le=1)
+
+
+class StationDerive(BaseModel):
+    """``derive:`` of a concentration raster made from station tables: the pollutant column,
+    the interpolation, the averaging period (``year`` or a month ``YYYY-MM`` of the run's year)
+    and the share of days a station needs."""
+
+    model_config = ConfigDict(extra="forbid")
+    stations: str
+    method: Literal["idw", "kriging"] = "idw"
+    period: str = "year"
+    min_fraction: float = Field(default=0.75, ge=0, le=1)
+
+
 class DatasetEntry(BaseModel):
     """One dataset of the catalogue. ``uri`` is absolute after loading."""
 
@@ -65,6 +88,21 @@ class DatasetEntry(BaseModel):
     columns: dict[str, str] | None = None
     reclass: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    #: where newer values come from: scenes ``{index, composite, period}`` (:class:`SceneDerive`) or
+    #: station tables ``{stations: PM2_5, method, period}`` (:class:`StationDerive`)
+    derive: dict[str, Any] | None = None
+
+    @field_validator("derive")
+    @classmethod
+    def _derive_form(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            try:
+                (StationDerive if "stations" in v else SceneDerive).model_validate(v)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(x) for x in err["loc"])
+                raise ValueError(f"{where} = {err.get('input')!r}: {err['msg']}") from None
+        return v
 
     @field_validator("checksum")
     @classmethod
@@ -186,6 +224,8 @@ def _load_one(path: Path) -> Catalog:
     if "datasets" not in raw:
         raise CatalogError(f"{path}: expected a mapping with a 'datasets' key")
     defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict) or not isinstance(raw.get("datasets") or {}, dict):
+        raise CatalogError(f"{path}: `defaults` and `datasets` must be mappings (id: entry)")
     base = path.resolve().parent
     entries: dict[str, DatasetEntry] = {}
     for ds_id, body in (raw.get("datasets") or {}).items():
@@ -210,5 +250,8 @@ def _load_one(path: Path) -> Catalog:
             raise CatalogError(
                 f"{path}: datasets.{ds_id}.{field} = {shown!r}: {err['msg']}"
             ) from None
-    return Catalog(version=int(raw.get("version", 1)), defaults=defaults, datasets=entries,
+    version = raw.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CatalogError(f"{path}: version = {version!r}: expected an integer")
+    return Catalog(version=version, defaults=defaults, datasets=entries,
                    source_path=str(path))

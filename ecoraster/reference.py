@@ -39,6 +39,7 @@ CONFIG_HELP = {
     "profile": "standard profile (`configs/profiles/<id>.yaml`): what counts in GEP, what is contested",
     "price_year": "year of the constant prices every value is rebased to with the CPI table (default: `year`)",
     "prices": "price table id or path (default: the profile's)",
+    "price_options": "named price option per product, e.g. `{carbon_sequestration: shadow}` (default: the table's)",
     "dask": "where dask runs (see below)",
     "source_path": "(set on load) the config file's own path",
     "like": "copy the grid of this catalogue raster",

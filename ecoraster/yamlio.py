@@ -31,8 +31,14 @@ def read_mapping(path: str | os.PathLike, *, field: str,
         raise MissingFileError(str(path), field=field)
     try:
         raw = safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset "
+                    f"{exc.start}); save it as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML ({exc})") from None
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}: not valid YAML{at}: {what}") from None
     if not isinstance(raw, dict):
         raise error(f"{path}: expected a mapping at the top level")
     return raw

@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import flows  # noqa: F401,E402  (quiet, offline settings before Prefect)
+from flows.artifacts import publish_run_summary  # noqa: E402
 from flows.tasks import PrefectExecutor, dask_settings, flow_summary, totals_artifact_task  # noqa: E402
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
@@ -55,6 +56,7 @@ def annual_gep(region: str | None = None, year: int | None = None, config: str |
     result = run(config, workspace, services=services, cache=not force, executor=PrefectExecutor(),
                  dask_config=dask_cfg)
     totals_artifact_task(config, result)
+    publish_run_summary(config, workspace, result.summary())
     logger.info("done: %s", result.manifest_path)
     return flow_summary(result)
 

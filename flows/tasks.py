@@ -2,9 +2,11 @@
 :class:`PrefectExecutor` hands them to the one runner (:func:`ecoraster.pipeline.run`), which
 keeps the order, the staging folder and the lock. No pipeline logic here.
 
-Retries only on I/O tasks (checking inputs against their checksums, reading a new scene,
-scanning a folder). Prefect's own caching is off (``NO_CACHE``): steps are skipped by
-:mod:`ecoraster.pipeline.cache`, whose records live in the workspace and work without Prefect.
+Every task that reads or writes files retries (``IO_RETRIES``: 3 times, 2 / 10 / 30 s apart
+with jitter) when it failed with an ``OSError`` (a file or mount that is not there yet, a
+network filesystem hiccup); a bad config or input (``ValueError``) fails at once. Prefect's
+own caching is off (``NO_CACHE``): steps are skipped by :mod:`ecoraster.pipeline.cache`,
+whose records live in the workspace and work without Prefect.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from ecoraster.config import DaskConfig, RunConfig
 from ecoraster.pipeline import stages
 from ecoraster.pipeline.runner import dask_scheduler
 
-IO_RETRIES = dict(retries=3, retry_delay_seconds=[2, 5, 15])
+
+
+def retry_on_os_error(task, task_run, state) -> bool:
+    """Retry condition of ``IO_RETRIES``: only I/O errors may go away by themselves."""
+    return isinstance(getattr(state, "data", None), OSError)
+
+
+IO_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.2,
+                  retry_condition_fn=retry_on_os_error)
 
 
 # -- dask -----------------------------------------------------------------------------------------
@@ -107,7 +117,7 @@ def _log_outcome(o: stages.StageOutcome) -> None:
 
 # -- tasks: one stage call each ------------------------------------------------------------------
 
-@task(name="prepare", cache_policy=NO_CACHE)
+@task(name="prepare", cache_policy=NO_CACHE, **IO_RETRIES)
 def prepare_task(plan, workspace, **kwargs) -> stages.RunState:
     state = stages.prepare(plan, workspace, **kwargs)
     get_run_logger().info("validated; staging %s", state.staging)
@@ -121,7 +131,7 @@ def verify_inputs_task(state: stages.RunState) -> dict[str, str]:
     return seen
 
 
-@task(name="service", task_run_name="service-{service_id}", cache_policy=NO_CACHE)
+@task(name="service", task_run_name="service-{service_id}", cache_policy=NO_CACHE, **IO_RETRIES)
 def service_task(state: stages.RunState, service_id: str, progress=None) -> stages.ServiceOutcome:
     with compute_context():
         o = stages.run_service(state, service_id, progress or ProgressArtifact(f"{service_id}: tiles written"))
@@ -129,7 +139,7 @@ def service_task(state: stages.RunState, service_id: str, progress=None) -> stag
     return o
 
 
-@task(name="value", task_run_name="value-{service.service}", cache_policy=NO_CACHE)
+@task(name="value", task_run_name="value-{service.service}", cache_policy=NO_CACHE, **IO_RETRIES)
 def value_task(state: stages.RunState, service: stages.ServiceOutcome, progress=None) -> stages.ValuationOutcome:
     with compute_context():
         o = stages.value_service(state, service, progress)
@@ -137,21 +147,21 @@ def value_task(state: stages.RunState, service: stages.ServiceOutcome, progress=
     return o
 
 
-@task(name="zonal", task_run_name="zonal-{zone_set}", cache_policy=NO_CACHE)
+@task(name="zonal", task_run_name="zonal-{zone_set}", cache_policy=NO_CACHE, **IO_RETRIES)
 def zonal_task(state: stages.RunState, zone_set: str, values: list) -> stages.ZonalOutcome:
     o = stages.aggregate_zones(state, zone_set, values)
     _log_outcome(o)
     return o
 
 
-@task(name="products", cache_policy=NO_CACHE)
+@task(name="products", cache_policy=NO_CACHE, **IO_RETRIES)
 def products_task(state: stages.RunState, values: list, zonal: list) -> stages.ProductsOutcome:
     o = stages.build_products(state, values, zonal)
     _log_outcome(o)
     return o
 
 
-@task(name="commit", cache_policy=NO_CACHE)
+@task(name="commit", cache_policy=NO_CACHE, **IO_RETRIES)
 def finish_task(state: stages.RunState, outcomes: list, **kwargs) -> stages.RunResult:
     result = stages.finish(state, outcomes, **kwargs)
     logger = get_run_logger()
@@ -172,7 +182,7 @@ class PrefectExecutor:
         return self.TASKS[stage].submit(*args, **kwargs)
 
 
-@task(name="totals-artifact", cache_policy=NO_CACHE)
+@task(name="totals-artifact", cache_policy=NO_CACHE, **IO_RETRIES)
 def totals_artifact_task(config: str, result: stages.RunResult) -> list[dict[str, Any]]:
     """A table artifact of the run's totals (实物量 / 价值量 per output)."""
     cfg = RunConfig.load(config)
@@ -199,3 +209,13 @@ def totals_rows(result: stages.RunResult) -> list[dict[str, Any]]:
 def flow_summary(result: stages.RunResult, **extra: Any) -> dict[str, Any]:
     """What a flow returns: the run's summary and every step's outcome (JSON-able)."""
     return {**result.summary(), "outcomes": [o.summary() for o in result.outcomes], **extra}
+
+
+# -- update reports -------------------------------------------------------------------------------
+
+def report_artifact(key: str, summary: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """A table artifact of an update flow: what was taken (``rows``) and what was recomputed."""
+    recomputed = ", ".join(summary.get("computed") or []) or "nothing"
+    create_table_artifact(key=key, table=rows or [{"taken": "nothing new"}],
+                          description=f"Taken: {len(rows)}; recomputed: {recomputed}; "
+                                      f"reused: {len(summary.get('cached') or [])} step(s)")

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import rasterio
 from rasterio.enums import Resampling
 

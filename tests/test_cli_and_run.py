@@ -84,7 +84,11 @@ def test_failed_run_keeps_previous_results(tmp_zh, raster_writer, monkeypatch):
     import geopandas as gpd
     from shapely.geometry import box
 
-    gpd.GeoDataFrame({"id": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4527").to_file(tmp_zh / "zones.gpkg")
+    from .conftest import TEST_ORIGIN
+
+    x0, y0 = TEST_ORIGIN  # inside the grid: zones outside it are refused by validation (issue 17)
+    gpd.GeoDataFrame({"id": [1]}, geometry=[box(x0, y0 - 60, x0 + 60, y0)], crs="EPSG:4527").to_file(
+        tmp_zh / "zones.gpkg")
     monkeypatch.setattr(stages, "aggregate_zones", broken_aggregate)
     with pytest.raises(RuntimeError, match="aggregation crashed"):
         pipeline.run(cfg, ws)

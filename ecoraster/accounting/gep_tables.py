@@ -165,7 +165,8 @@ def write_zone_table(gdf: gpd.GeoDataFrame, folder: Path, name: str, meta: dict[
         out = gdf.rename(columns=zh)
     if gpkg_path.exists():
         gpkg_path.unlink()
-    out.to_file(gpkg_path, driver="GPKG", layer=name)
+    # the index repeats the id column when the zone set's id field is the column's name (parcels/parcel_id)
+    out.to_file(gpkg_path, driver="GPKG", layer=name, index=False if out.index.name in out.columns else None)
     written = {f"{name}_parquet": pq_path, f"{name}_gpkg": gpkg_path}
     written.update(write_zone_extras(gdf, out, folder, name, meta, zh if field_names == "zh" else {}))
     return written
@@ -180,13 +181,20 @@ def run_field_names(plan) -> str:
     return "en"
 
 
-def _read_zones(plan, name: str) -> gpd.GeoDataFrame:
+def read_zone_set(plan, name: str) -> gpd.GeoDataFrame:
+    """A run's zone set in the grid CRS; a declared ``datum: gcj02`` is converted to WGS 84 first."""
     zs = plan.config.zones[name]
     entry = plan.catalog.get(zs.dataset, field=f"zones.{name}.dataset")
+    if zs.datum:
+        from ..ingest.vectors import read_zones
+
+        return read_zones(entry.uri, layer=entry.layer, datum=zs.datum, crs=entry.crs).to_crs(plan.grid.crs)
     zones = gpd.read_file(entry.uri, layer=entry.layer)
     if zones.crs is None and entry.crs:
         zones = zones.set_crs(entry.crs)
     return zones.to_crs(plan.grid.crs)
+
+
 
 
 def _partition_report(zones: gpd.GeoDataFrame, id_field: str) -> dict[str, Any]:
@@ -265,7 +273,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         if zs.id_field in table.columns:
             table = table.set_index(zs.id_field)
         qty, val = _zone_frames(table, cols)
-        zones = _read_zones(plan, name)
+        zones = read_zone_set(plan, name)
         zones = zones.set_index(zones[zs.id_field].to_numpy())
         names = zones[zs.name_field] if zs.name_field and zs.name_field in zones.columns else None
         parts.append(catalogue_rows(qty, val, zone_set=name, zone_names=names, units=units, prices=prices,
@@ -283,6 +291,7 @@ def build_products(plan, results: dict[str, ServiceResult], zonal_tables: dict[s
         front["covered_area_ha"] = covered.astype("float64")
         gdf = gpd.GeoDataFrame(pd.concat([front, body], axis=1),
                                geometry=zones.geometry.reindex(body.index).to_numpy(), crs=zones.crs)
+        gdf = gdf.rename_axis(None)  # the id is a column; a named index would clash with it when written
         col_units = {id_column: "", "area_ha": "ha", "covered_area_ha": "ha", "gep": "CNY", "gep_excl_contested": "CNY", "gep_per_ha": "CNY/ha"}
         for pid in qty.columns:
             col_units[f"{pid}_qty"] = units.get(pid, "")

@@ -10,7 +10,8 @@ import typer
 
 from ..errors import EcorasterError
 
-ingest_app = typer.Typer(help="Ingest native data: land cover, stations, new scenes.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Ingest native data: land cover, stations, raw scenes, composites.",
+                         no_args_is_help=True)
 
 
 def _fail(exc: Exception) -> None:
@@ -89,6 +90,78 @@ def stations_cmd(
     report_path.write_text(json.dumps({"qc": qc, "interpolation": report}, ensure_ascii=False, indent=2, default=str),
                            encoding="utf-8")
     typer.echo(f"-> {out} (LOOCV RMSE {report.get('loocv_rmse')}), report {report_path}")
+
+
+def _run_grid(config: Path):
+    """The target grid of a run config (and the config, for its year)."""
+    from ..config import RunConfig, build_grid
+
+    cfg = RunConfig.load(config)
+    return cfg, build_grid(cfg, cfg.load_catalog())
+
+
+@ingest_app.command("scene")
+def scene_cmd(
+    path: Path = typer.Argument(..., help="Landsat C2 L2 folder / MTL.txt / MTL.json, Sentinel-2 L2A SAFE or band "
+                                          "folder, MODIS SR GeoTIFF, or STAC Item JSON"),
+    index: str = typer.Option("ndvi", "--index", "-i", help="ndvi | savi | fvc | lai"),
+    out: Path = typer.Option(..., "--out", "-o", help="output COG"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="write on this run's grid (default: the scene's)"),
+    min_valid_share: Optional[float] = typer.Option(None, "--min-valid-share",
+                                                    help="refuse the scene under this share of valid pixels "
+                                                         "(default: scene.min_valid_share of optical.yaml)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """A raw scene → sensor from its metadata → scaled, QA/SCL-masked index as a COG (valid share,
+    scene id, acquisition date and mask in its tags)."""
+    from ..ingest.scenes import scene_index, write_scene_index
+
+    try:
+        grid = _run_grid(config)[1] if config else None
+        result = scene_index(path, index, grid=grid, min_valid_share=min_valid_share)
+        write_scene_index(result, out)
+    except EcorasterError as exc:
+        _fail(exc)
+    facts = {**result.describe(), "out": str(out)}
+    if as_json:
+        typer.echo(json.dumps(facts, ensure_ascii=False, default=str))
+    else:
+        typer.echo(f"{facts['sensor']} {facts['scene_id']} ({facts['acquired'][:10]}): {index} -> {out} "
+                   f"(valid share {result.valid_share:.1%})")
+
+
+@ingest_app.command("composite")
+def composite_cmd(
+    scenes: list[Path] = typer.Argument(..., help="index COGs from `eco ingest scene`, or one dated multi-band series"),
+    rule: str = typer.Option("max", "--rule", help="max | median"),
+    period: Optional[str] = typer.Option(None, "--period", help="YYYY or YYYY-MM (default: the scenes' year)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output COG; counts go to <stem>_count.tif beside it"),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="cloud mask of a multi-band series (1 = cloud)"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="composite on this run's grid; the period "
+                                                                        "(default: the run's year) must be in it"),
+    min_valid_share: float = typer.Option(0.0, "--min-valid-share", help="drop scenes under this valid share"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Per-pixel max / median composite of the scenes of a period, with valid-observation counts."""
+    from ..ingest.composites import check_period_in_year, composite_scenes, parse_period, write_composite
+
+    try:
+        grid = None
+        chosen = parse_period(period) if period else None
+        if config:
+            cfg, grid = _run_grid(config)
+            chosen = chosen or parse_period(cfg.year)
+            check_period_in_year(chosen, cfg.year, "--period")
+        result = composite_scenes(scenes, rule, chosen, grid=grid, mask=mask, min_valid_share=min_valid_share)
+        comp, counts = write_composite(result, out)
+    except EcorasterError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps({**result.report, "out": str(comp), "counts": str(counts)}, ensure_ascii=False))
+    else:
+        rep = result.report
+        typer.echo(f"{rule} composite {rep['period']} of {rep['used']} scene(s) -> {comp}; counts -> {counts}"
+                   + (f"; {len(rep['outside_period'])} outside the period" if rep["outside_period"] else ""))
 
 
 @ingest_app.command("scan")

@@ -33,10 +33,13 @@ def _fail(exc: Exception, as_json: bool) -> None:
             payload["issues"] = [i.to_dict() for i in exc.issues]
         typer.echo(json.dumps(payload, ensure_ascii=False))
     else:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        if isinstance(exc, ValidationFailed):
+        if isinstance(exc, ValidationFailed) and len(exc.issues) > 1:  # one line per problem, listed once
+            typer.secho(f"error: {len(exc.issues)} problem(s):", fg=typer.colors.RED, err=True)
             for issue in exc.issues:
                 typer.echo(f"  - {issue}", err=True)
+        else:
+            typer.secho(f"error: {exc.issues[0] if isinstance(exc, ValidationFailed) else exc}",
+                        fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 
 
@@ -268,14 +271,59 @@ def _register_command_groups() -> None:
 _register_command_groups()
 
 
+#: exit codes of ``eco`` (README "Exit codes")
+EXIT_INPUT, EXIT_USAGE, EXIT_OS, EXIT_TERMINATED = 1, 2, 3, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM (what schedulers send) arrived: unwinds like Ctrl-C, so a run removes its staging."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for a failure of the operating system: what went wrong and the path."""
+    import errno
+
+    path = exc.filename or getattr(exc, "path", None)
+    what = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted", errno.ENOSPC: "no space left on device",
+            errno.EDQUOT: "disk quota exceeded", errno.ENOENT: "no such file or directory",
+            errno.EISDIR: "is a directory", errno.ENOTDIR: "not a directory"}.get(exc.errno or -1)
+    what = what or (exc.strerror or str(exc)).strip().splitlines()[-1]
+    target = f"{path}" + (f" -> {exc.filename2}" if exc.filename2 else "") if path else ""
+    return f"{what}: {target}" if target else what
+
+
+def _os_fail(exc: OSError) -> int:
+    as_json = "--json" in sys.argv[1:]
+    message = os_error_message(exc)
+    if as_json:
+        typer.echo(json.dumps({"ok": False, "error": type(exc).__name__, "message": message,
+                               "path": str(exc.filename) if exc.filename else None}, ensure_ascii=False))
+    else:
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return EXIT_OS
+
+
 def main() -> None:  # console-script entry point
     import gc
+    import signal
 
     from ..io.raster import limit_malloc_arenas
 
     limit_malloc_arenas()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
+    except OSError as exc:  # a disk, permission or path problem: one line naming the path
+        sys.exit(_os_fail(exc))
+    except Terminated:
+        typer.secho("terminated (SIGTERM): partial results removed; the workspace keeps its previous result",
+                    fg=typer.colors.RED, err=True)
+        sys.exit(EXIT_TERMINATED)
     finally:
         # The interpreter's last garbage collections at exit walk every object the command
         # created: 0.5–0.6 s after a 100 Mpx run, 0.08 s with them frozen (gc.freeze keeps

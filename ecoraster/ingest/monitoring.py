@@ -127,6 +127,149 @@ def read_station_csv(
     return out
 
 
+#: Column names a station table may use (case, spaces, dots and dashes ignored) → their role.
+STATION_COLUMNS = {
+    "station_id": ("station_id", "stationid", "site_id", "siteid", "station", "site", "code", "stationcode",
+                   "device_id", "deviceid", "sn", "站点编码", "监测点编码", "站点编号", "设备编号"),
+    "lon": ("lon", "longitude", "long", "lng", "经度"),
+    "lat": ("lat", "latitude", "纬度"),
+    "time": ("time", "datetime", "timestamp", "date", "时间", "日期", "监测时间"),
+    "year": ("year", "年"), "month": ("month", "月"), "day": ("day", "日"), "hour": ("hour", "时", "小时"),
+    "doy": ("doy", "dayofyear"),
+    "name": ("name", "station_name", "stationname", "site_name", "city", "城市", "站点名称", "监测点名称", "站点",
+             "province", "省份", "district", "区县"),
+    "ignore": ("aqi", "quality", "level", "质量等级", "primary_pollutant", "首要污染物", "temperature", "humidity",
+               "pressure", "wind_speed", "wind_direction", "precipitation", "温度", "湿度", "气压", "风速", "风向"),
+}
+#: Pollutant column spellings → :data:`POLLUTANTS` names.
+POLLUTANT_ALIASES = {"so2": "SO2", "no2": "NO2", "co": "CO", "o3": "O3", "pm10": "PM10", "pm25": "PM2_5",
+                     "pm2_5": "PM2_5", "pm2.5": "PM2_5", "pm₂.₅": "PM2_5"}
+
+
+def _norm(name: str) -> str:
+    return str(name).strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def station_column_roles(columns, path, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """{column: role} for every column of a station table (roles: the keys of
+    :data:`STATION_COLUMNS` or a pollutant of :data:`POLLUTANTS`); ``overrides`` maps a column to
+    a role (``ignore`` to skip it). A column no vocabulary knows is a :class:`TableError`."""
+    lookup = {_norm(a): role for role, names in STATION_COLUMNS.items() for a in names}
+    lookup.update({_norm(a): p for a, p in POLLUTANT_ALIASES.items()})
+    lookup.update({_norm(p): p for p in POLLUTANTS})
+    roles, unknown = {}, []
+    for col in columns:
+        role = (overrides or {}).get(col) or lookup.get(_norm(col)) or lookup.get(_norm(col).replace("_", ""))
+        if role is None:
+            unknown.append(col)
+        else:
+            roles[col] = role
+    if unknown:
+        raise TableError(f"{path}: unknown column(s) {unknown}; a station table has an id, lon, lat, a time "
+                         f"(time/date or year, month, day[, hour]) and pollutant columns {list(POLLUTANTS)} "
+                         "(--column NAME=ROLE maps or ignores one)")
+    return roles
+
+
+def read_station_table(path: str | Path, *, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Any station table as it arrives → the long table of :func:`read_cnemc`.
+
+    CNEMC whitespace text (daily 12 columns, hourly 8) goes to :func:`read_cnemc`; a CSV (or
+    ``.csv.gz`` / ``.xlsx``) is read by its header: national stations, micro-stations (微站)
+    and city tables, hourly or daily. The time is a ``time``/``date`` column, ``year, month,
+    day[, hour]``, or ``year`` + ``doy`` (or + ``Time`` as day-of-year / 365, the SpTe2M form of
+    the CNEMC city series). A table without station ids uses the name / city column. Units:
+    CO in mg/m³, the rest µg/m³ (the CNEMC release's units). ``attrs``: ``source``, ``units``,
+    ``checksum`` (sha256 of the file), ``time_step`` (``hourly`` / ``daily``).
+    """
+    from ..datasets import file_sha256
+
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(str(path), field="stations")
+    if path.suffix.lower() == ".txt":
+        out = read_cnemc(path)
+    else:
+        try:
+            df = pd.read_excel(path) if path.suffix.lower() in (".xlsx", ".xls") else pd.read_csv(path, encoding="utf-8-sig")
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise TableError(f"{path}: not a readable station table ({exc})") from None
+        roles = station_column_roles(df.columns, path, columns)
+        by_role: dict[str, str] = {}
+        for col, role in roles.items():
+            by_role.setdefault(role, col)
+        for need in ("lon", "lat"):
+            if need not in by_role:
+                raise TableError(f"{path}: no {need} column; columns are {list(df.columns)}")
+        ident = by_role.get("station_id") or by_role.get("name")
+        if ident is None:
+            raise TableError(f"{path}: no station id or name column; columns are {list(df.columns)}")
+        pollutants = [p for p in POLLUTANTS if p in by_role]
+        if not pollutants:
+            raise TableError(f"{path}: no pollutant column ({', '.join(POLLUTANTS)}); columns are {list(df.columns)}")
+        time = _station_time(df, by_role, path)
+        out = pd.DataFrame({"station_id": df[ident].astype(str), "time": time,
+                            "lon": pd.to_numeric(df[by_role["lon"]], errors="coerce"),
+                            "lat": pd.to_numeric(df[by_role["lat"]], errors="coerce")})
+        for p in pollutants:
+            out[p] = pd.to_numeric(df[by_role[p]], errors="coerce")
+        out.attrs["units"] = {p: CNEMC_UNITS[p] for p in pollutants}
+    out.attrs["source"] = str(path)
+    out.attrs["checksum"] = "sha256:" + file_sha256(path)
+    out.attrs["time_step"] = "hourly" if (out["time"] != out["time"].dt.floor("D")).any() else "daily"
+    return out
+
+
+def _station_time(df: pd.DataFrame, by_role: dict[str, str], path) -> pd.Series:
+    if "year" in by_role and "month" in by_role and "day" in by_role:
+        parts = pd.DataFrame({k: pd.to_numeric(df[by_role[k]], errors="coerce") for k in ("year", "month", "day")})
+        parts["hour"] = pd.to_numeric(df[by_role["hour"]], errors="coerce") if "hour" in by_role else 0
+        return pd.to_datetime(parts, errors="raise")
+    time_col = by_role.get("time")
+    if time_col is not None:
+        parsed = pd.to_datetime(df[time_col], errors="coerce")
+        numeric = pd.to_numeric(df[time_col], errors="coerce")
+        if parsed.notna().all() and not numeric.notna().all():
+            return parsed
+        if "year" in by_role and numeric.notna().all() and numeric.between(0, 1.01).all():
+            doy = (numeric * 365).round().astype(int)  # SpTe2M: Time = day-of-year / 365
+            return pd.to_datetime(pd.to_numeric(df[by_role["year"]]).astype(int).astype(str), format="%Y") + \
+                pd.to_timedelta(doy - 1, unit="D")
+        bad = df[time_col][parsed.isna()].iloc[0] if parsed.isna().any() else df[time_col].iloc[0]
+        raise TableError(f"{path}: field {time_col!r} has an unparseable time {bad!r}")
+    if "year" in by_role and "doy" in by_role:
+        return pd.to_datetime(pd.to_numeric(df[by_role["year"]]).astype(int).astype(str), format="%Y") + \
+            pd.to_timedelta(pd.to_numeric(df[by_role["doy"]]).astype(int) - 1, unit="D")
+    raise TableError(f"{path}: no time: give a time/date column, year/month/day, or year + doy")
+
+
+def period_station_means(table: pd.DataFrame, pollutant: str, start, end, *, min_fraction: float = 0.75,
+                         min_hours: int = 18) -> tuple[pd.DataFrame, dict]:
+    """QC → daily means (hourly tables: ≥ ``min_hours`` valid hours) → mean over ``start..end``
+    per station (≥ ``min_fraction`` of the days valid). Raises :class:`InputDataError` naming the
+    table's time span when the table has no value in the period or no station passes."""
+    src = table.attrs.get("source", "stations")
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    span = (table["time"].min(), table["time"].max())
+    inside = table[(table["time"] >= start) & (table["time"] < end + pd.Timedelta(days=1))]
+    if inside.empty or inside[pollutant].isna().all():
+        raise InputDataError(f"{src}: no {pollutant} value in {start.date()}..{end.date()} "
+                             f"(the table covers {span[0].date()}..{span[1].date()})")
+    clean, qc = qc_observations(inside, [pollutant])
+    hourly = table.attrs.get("time_step") == "hourly"
+    daily = daily_means(clean, pollutant, min_hours=min_hours if hourly else 1)
+    means = period_means(daily, pollutant, start=start, end=end, min_fraction=min_fraction)
+    attrs = dict(means.attrs)
+    means = means[means["n_days"] > 0].reset_index(drop=True)  # min_fraction 0 must not keep empty stations
+    means.attrs = attrs
+    qc["period"] = means.attrs["period"]
+    qc["time_step"] = "hourly" if hourly else "daily"
+    if len(means) < 3:
+        raise InputDataError(f"{src}: {len(means)} station(s) with ≥ {means.attrs['period']['min_days']} valid days "
+                             f"of {pollutant} in {start.date()}..{end.date()}; need ≥ 3 (lower --min-fraction?)")
+    return means, qc
+
+
 def qc_observations(
     df: pd.DataFrame,
     value_cols: list[str],

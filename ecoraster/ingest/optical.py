@@ -69,18 +69,54 @@ def _dataset(red: da.Array, nir: da.Array, valid: da.Array, grid: Grid, attrs: d
     return ds
 
 
+def read_mtl(mtl_path: str | Path) -> dict:
+    """A Landsat Collection 2 metadata file, ``*_MTL.txt`` (ODL text) or ``*_MTL.json``, as
+    ``{group: {key: value}}`` (values as written, strings; the outer ``LANDSAT_METADATA_FILE``
+    group removed). Both forms carry the same groups (USGS LSDS-1619, appendix "MTL")."""
+    import json
+
+    path = Path(mtl_path)
+    if not path.is_file():
+        raise MissingFileError(str(path), field="Landsat MTL")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            tree = json.loads(text)
+        except ValueError as exc:
+            raise InputDataError(f"{path}: not a JSON MTL ({exc})") from None
+    else:
+        tree, stack = {}, []
+        node = tree
+        for line in text.splitlines():
+            key, sep, value = (part.strip() for part in line.partition("="))
+            if not sep:
+                continue
+            if key == "GROUP":
+                stack.append(node)
+                node = node.setdefault(value, {})
+            elif key == "END_GROUP":
+                node = stack.pop() if stack else tree
+            else:
+                node[key] = value.strip('"')
+    if not isinstance(tree, dict):
+        raise InputDataError(f"{path}: not a Landsat MTL (top level is not a group)")
+    if set(tree) == {"LANDSAT_METADATA_FILE"}:
+        tree = tree["LANDSAT_METADATA_FILE"]
+    return tree
+
+
 def parse_mtl_scaling(mtl_path: str | Path, band: int) -> tuple[float, float]:
     """``REFLECTANCE_MULT_BAND_n`` / ``REFLECTANCE_ADD_BAND_n`` of the Level-2 SR group of a
-    Landsat Collection 2 ``*_MTL.txt``."""
-    text = Path(mtl_path).read_text(encoding="utf-8", errors="replace")
-    group = re.search(r"GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS(.*?)END_GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS",
-                      text, re.S)
-    body = group.group(1) if group else text
-    mult = re.search(rf"REFLECTANCE_MULT_BAND_{band}\s*=\s*([-+0-9.eE]+)", body)
-    add = re.search(rf"REFLECTANCE_ADD_BAND_{band}\s*=\s*([-+0-9.eE]+)", body)
-    if not (mult and add):
-        raise InputDataError(f"{mtl_path}: no REFLECTANCE_MULT/ADD_BAND_{band} in the Level-2 SR group")
-    return float(mult.group(1)), float(add.group(1))
+    Landsat Collection 2 ``*_MTL.txt`` or ``*_MTL.json``."""
+    tree = read_mtl(mtl_path)
+    group = tree.get("LEVEL2_SURFACE_REFLECTANCE_PARAMETERS")
+    body = group if isinstance(group, dict) else {k: v for k, v in tree.items() if not isinstance(v, dict)}
+    mult, add = body.get(f"REFLECTANCE_MULT_BAND_{band}"), body.get(f"REFLECTANCE_ADD_BAND_{band}")
+    try:
+        return float(mult), float(add)
+    except (TypeError, ValueError):
+        raise InputDataError(f"{mtl_path}: no REFLECTANCE_MULT/ADD_BAND_{band} in the Level-2 SR group "
+                             f"(found {mult!r} / {add!r})") from None
 
 
 def _landsat_band_number(path: str | Path) -> int:
@@ -96,6 +132,7 @@ def read_landsat_c2l2(
     qa_pixel_path: str | Path,
     *,
     mtl_path: str | Path | None = None,
+    scaling: list[tuple[float, float]] | None = None,
     grid: Grid | None = None,
     mask_bits=None,
     chunk: int = DEFAULT_CHUNK,
@@ -105,14 +142,15 @@ def read_landsat_c2l2(
     Reflectance = DN × mult + add (2.75e-5, −0.2 unless the MTL says otherwise). A pixel is
     valid when DN is in the valid range 7273..43636 and none of the QA_PIXEL ``mask_bits``
     (default 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud, 4 shadow, 5 snow) is set.
-    Resampling to ``grid`` is nearest neighbour (keeps the mask exact).
+    Resampling to ``grid`` is nearest neighbour (keeps the mask exact). ``scaling``
+    ([(mult, add) red, (mult, add) NIR], e.g. from a STAC Item's ``raster:bands``) wins over
+    the MTL.
     """
-    scaling = []
-    for p in (red_path, nir_path):
-        if mtl_path is not None:
-            scaling.append(parse_mtl_scaling(mtl_path, _landsat_band_number(p)))
-        else:
-            scaling.append((_value("landsat_c2l2", "reflectance_mult"), _value("landsat_c2l2", "reflectance_add")))
+    if scaling is None:
+        default = (_value("landsat_c2l2", "reflectance_mult"), _value("landsat_c2l2", "reflectance_add"))
+        scaling = [parse_mtl_scaling(mtl_path, _landsat_band_number(p)) if mtl_path is not None else default
+                   for p in (red_path, nir_path)]
+    scaling = [(float(m), float(a)) for m, a in scaling]
     bits = mask_bits if mask_bits is not None else _value("landsat_c2l2", "qa_pixel_mask_bits")
     bit_mask = int(sum(1 << int(b) for b in bits))
     lo, hi = _value("landsat_c2l2", "valid_dn_range")
@@ -147,6 +185,7 @@ def read_sentinel2_l2a(
     *,
     processing_baseline: str | None = None,
     metadata_path: str | Path | None = None,
+    boa_offsets: tuple[float, float] | None = None,
     keep_scl=None,
     grid: Grid | None = None,
     chunk: int = DEFAULT_CHUNK,
@@ -158,9 +197,12 @@ def read_sentinel2_l2a(
     ``processing_baseline``; without either the offset is ambiguous and a
     :class:`ConfigError` is raised. Valid: DN > 0 and SCL in ``keep_scl`` (default 4, 5, 6;
     add 7 to keep "unclassified"). SCL (20 m) is resampled nearest onto the band grid.
+    ``boa_offsets`` (red, NIR in DN, e.g. from a STAC Item's ``raster:bands``) wins over both.
     """
     quant = float(_value("sentinel2_l2a", "quantification_value"))
-    if metadata_path is not None:
+    if boa_offsets is not None:
+        offsets = tuple(float(o) for o in boa_offsets)
+    elif metadata_path is not None:
         meta = parse_s2_metadata(metadata_path)
         processing_baseline = meta["processing_baseline"]
         quant = meta["quantification"] or quant

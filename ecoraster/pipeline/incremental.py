@@ -136,6 +136,7 @@ def update(config: str | os.PathLike, workspace: str | os.PathLike, scenes: list
     facts = [ingest_scene(config, s["scene"], s["dataset"], overlay=str(previous) if previous else None)
              for s in scenes]
     with ws.lock():
+        ws.recover()
         ws.remove_dead_staging()
         staging = ws.new_staging()
         try:

@@ -162,7 +162,13 @@ def validate_plan(plan: RunPlan, services: list[str] | None = None) -> list[Issu
             continue
         try:
             module = get_service(sid)
-            issues.extend(module.validate(service_context(plan, sid, Path("."), None)))
+            ctx = service_context(plan, sid, Path("."), None)
+            found = module.validate(ctx)
+            issues.extend(found)
+            if not found:  # units, ranges, coverage and tables of inputs that pass the basic checks
+                from ..checks import check_service_inputs
+
+                issues.extend(check_service_inputs(ctx))
         except EcorasterError as exc:
             issues.append(Issue(("services", sid), str(exc)))
         except Exception as exc:  # validation must report, never crash
@@ -181,6 +187,10 @@ def _validate_zones(plan: RunPlan, name: str) -> list[Issue]:
         if entry.kind != "vector":
             return [Issue(keys, f"{zs.dataset!r} is a {entry.kind}, expected a vector")]
         entry.check_exists()
+        from ..checks import check_zone_set, zone_file_issue
+
+        if (bad := zone_file_issue(name, entry)) is not None:
+            return [bad]
         import pyogrio
 
         info = pyogrio.read_info(entry.uri, layer=entry.layer)
@@ -193,7 +203,7 @@ def _validate_zones(plan: RunPlan, name: str) -> list[Issue]:
         return [Issue(keys, str(exc))]
     except Exception as exc:
         return [Issue(keys, f"cannot read zones: {exc}")]
-    return []
+    return check_zone_set(plan, name, zs, entry)
 
 
 # -- prepare / verify -----------------------------------------------------------------------------
@@ -226,6 +236,8 @@ def prepare(plan: RunPlan, workspace: str | Path | Workspace, *, services: list[
         if issues:
             raise ValidationFailed(issues)
     ws.root.mkdir(parents=True, exist_ok=True)
+    if (finished := ws.recover()) is not None:
+        log.warning("finished the interrupted commit of %s", finished)
     for folder in ws.remove_dead_staging():
         log.warning("removed the staging folder of a dead run: %s", folder)
     return RunState(plan=plan, workspace=ws, staging=staging or ws.new_staging(), services=chosen, keys=keys,
@@ -315,8 +327,7 @@ def value_service(state: RunState, service: ServiceOutcome, progress: ProgressFn
 def aggregate_zones(state: RunState, zone_set: str, values: list[ValuationOutcome]) -> ZonalOutcome:
     """Coverage-weighted sums of every per-pixel output over a zone set → CSV + Parquet (+ the
     mass balance), unless its key matches its record."""
-    import geopandas as gpd
-
+    from ..accounting.gep_tables import read_zone_set
     from ..zonal import zonal_stats
 
     ws, name, key = state.workspace, f"zonal.{zone_set}", state.keys.zonal[zone_set]
@@ -325,10 +336,7 @@ def aggregate_zones(state: RunState, zone_set: str, values: list[ValuationOutcom
     t0 = time.monotonic()
     plan = state.plan
     zs = plan.config.zones[zone_set]
-    entry = plan.catalog.get(zs.dataset)
-    zones = gpd.read_file(entry.uri, layer=entry.layer)
-    if zones.crs is None and entry.crs:
-        zones = zones.set_crs(entry.crs)
+    zones = read_zone_set(plan, zone_set)
     rasters = {f"{v.service}.{oid}": rec.path for v in values if v.result
                for oid, rec in v.result.outputs.items() if rec.per == "pixel"}
     paths = set(rasters.values())

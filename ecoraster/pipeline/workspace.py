@@ -14,6 +14,7 @@ Layout (the run contract; readers such as :mod:`ecoraster.query` rely on it)::
     <workspace>/.cache/                        records of completed steps (:mod:`.cache`)
     <workspace>/.staging-<time>-<pid>-<n>/     a run in progress (same tree, moved into place)
     <workspace>/.flow.lock                     held while a run writes
+    <workspace>/.commit-in-progress            names the staging folder being moved into place
 
 Every stage writes into the staging folder only; :meth:`Workspace.commit` moves the files
 into place (each move atomic on one filesystem), the manifest last. A JSON file written in
@@ -47,6 +48,8 @@ OVERLAY_NAME = "catalog.overlay.yaml"
 CACHE_DIR = ".cache"
 LOCK_NAME = ".flow.lock"
 STAGING_PREFIX = ".staging-"
+#: present while a commit moves files into place; names the staging folder being committed
+COMMIT_MARKER = ".commit-in-progress"
 
 _held: dict[str, int] = {}
 _held_guard = threading.Lock()
@@ -136,13 +139,34 @@ class Workspace:
 
     @staticmethod
     def discard(staging: str | os.PathLike) -> None:
-        """Remove a staging folder (a failed or empty run)."""
+        """Remove a staging folder (a failed or empty run) — unless a commit from it was under
+        way when the run stopped: the next writer finishes that commit (:meth:`recover`)."""
+        marker = Path(staging).parent / COMMIT_MARKER
+        with contextlib.suppress(OSError):
+            if marker.read_text(encoding="utf-8").strip() == Path(staging).name:
+                return
         shutil.rmtree(staging, ignore_errors=True)
 
     def commit(self, staging: Path) -> list[Path]:
         """Move every staged file into place, ``run.json`` last; remove the staging folder.
-        Returns the committed paths."""
-        files = sorted(p for p in Path(staging).rglob("*") if p.is_file())
+        Returns the committed paths.
+
+        A marker (:data:`COMMIT_MARKER`, naming the staging folder) is written first and removed
+        after ``run.json``: while it exists readers refuse the workspace (:func:`check_complete`),
+        and the next writer finishes the interrupted commit (:meth:`recover`). So a kill at any
+        point leaves the old result, the new one, or a marked workspace that the next run
+        completes — never a mix that a reader takes for a result."""
+        marker = self.root / COMMIT_MARKER
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(Path(staging).name, encoding="utf-8")
+        os.replace(tmp, marker)
+        done = self._move_all(Path(staging))
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        return done
+
+    def _move_all(self, staging: Path) -> list[Path]:
+        files = sorted(p for p in staging.rglob("*") if p.is_file())
         manifest = self.run_json(staging)
         order = [f for f in files if f != manifest] + ([manifest] if manifest.exists() else [])
         done = []
@@ -151,8 +175,21 @@ class Workspace:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
             done.append(dst)
-        shutil.rmtree(staging, ignore_errors=True)
         return done
+
+    def recover(self) -> Path | None:
+        """Finish a commit that a killed run left half done (call with the lock held, before
+        :meth:`remove_dead_staging`): move the rest of its staged files into place, manifest
+        last. Returns the staging folder it completed, or None."""
+        marker = self.root / COMMIT_MARKER
+        if not marker.is_file():
+            return None
+        staging = self.root / marker.read_text(encoding="utf-8").strip()
+        if staging.is_dir() and staging.name.startswith(STAGING_PREFIX):
+            self._move_all(staging)
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        return staging
 
     def remove_dead_staging(self) -> list[Path]:
         """Delete ``.staging-*`` folders left by processes that no longer exist (a killed run)."""
@@ -231,3 +268,12 @@ class Workspace:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)
+
+
+def check_complete(root: str | os.PathLike) -> None:
+    """Raise :class:`EcorasterError` if a commit into ``root`` was interrupted (readers:
+    ``eco catalogue``, ``eco serve``, the query commands)."""
+    marker = Path(root) / COMMIT_MARKER
+    if marker.exists():
+        raise EcorasterError(f"{root}: incomplete workspace — a run was stopped while publishing its results "
+                             f"({COMMIT_MARKER}); run the same `eco run … -w {root}` again to finish it")

@@ -313,6 +313,9 @@ def resolve_workspace(path: str | os.PathLike | None, year: int | None = None) -
     if not p.exists():
         raise MissingFileError(str(p), field="workspace")
     p = p.resolve()
+    from ..pipeline.workspace import check_complete
+
+    check_complete(p)
     if (p / "run.json").is_file() and (year is None or _run_year(p) == year):
         return p
     if year is None:
@@ -321,6 +324,7 @@ def resolve_workspace(path: str | os.PathLike | None, year: int | None = None) -
                   for c in sorted(base.iterdir()) if c.is_dir() and (c / "run.json").is_file()]
     for c in candidates:
         if _run_year(c) == year:
+            check_complete(c)
             return c
     years = sorted({y for c in candidates if (y := _run_year(c)) is not None} | (
         {_run_year(p)} if (p / "run.json").is_file() and _run_year(p) is not None else set()))

@@ -331,7 +331,7 @@ def compare_runs(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLi
     cat_c = at_constant_prices(wio.read_catalogue(c), c, year) if c is not None else None
     products = product_changes(cat_a, cat_b, cat_c)
     gep = gep_changes(products)
-    meta = {"run_a": str(a.root), "run_b": str(b.root), "counterfactual": str(c.root) if c else None,
+    meta: dict[str, Any] = {"run_a": str(a.root), "run_b": str(b.root), "counterfactual": str(c.root) if c else None,
             "year_a": a.year, "year_b": b.year, "price_year_a": a.price_year, "price_year_b": b.price_year,
             "constant_price_year": year, "cpi": str(wio.cpi_path(b)), "region": b.region,
             "region_name": b.region_name or b.region, "profile": b.profile,

@@ -15,7 +15,7 @@ def _outputs(ws):
     res = json.loads((ws / "run.json").read_text(encoding="utf-8"))["results"]["carbon_storage"]
     arrays = {}
     for oid, rec in res["outputs"].items():
-        with rasterio.open(rec["path"]) as src:
+        with rasterio.open(ws / rec["path"]) as src:  # paths in run.json are workspace-relative
             arrays[oid] = src.read(1)
     return {k: v["total"] for k, v in res["outputs"].items()}, arrays
 

@@ -64,7 +64,7 @@ def test_doubled_price_doubles_the_value(tmp_zh, raster_writer, fake_service, ho
     assert "value.fake_gep" in out["computed"] and "service.fake_gep" not in out["computed"]
     cat = _catalogue(ws).set_index(["zone_set", "product"])
     assert cat.loc[("region", "water_conservation"), "value_cny"] == pytest.approx(2 * WC_2013, rel=1e-6)
-    with rasterio.open(_manifest(ws)["results"]["fake_gep"]["outputs"]["wc_value"]["path"]) as src:
+    with rasterio.open(ws / _manifest(ws)["results"]["fake_gep"]["outputs"]["wc_value"]["path"]) as src:
         assert src.read(1)[0, 0] == pytest.approx(2 * 100 * 10 * 1.05 * 1.10, rel=1e-6)
 
 
@@ -105,7 +105,7 @@ def test_price_year_changes_every_value_output_and_table_together(tmp_zh, raster
     assert manifest["valuation"]["price_year"] == 2012
     for oid in ("wc_value", "carbon_value", "o2_value"):
         rec = manifest["results"]["fake_gep"]["outputs"][oid]
-        with rasterio.open(rec["path"]) as src:
+        with rasterio.open(ws / rec["path"]) as src:
             assert src.tags()["price_year"] == "2012", oid
     cat = _catalogue(ws)
     assert set(cat["price_year"].dropna()) == {2012}
@@ -156,10 +156,10 @@ def test_edited_helper_module_recomputes_the_service_that_imports_it(tmp_zh, ras
 
 
 def test_import_closure_follows_helpers_and_lazy_imports(tmp_zh):
-    """air purification imports helpers from carbon sequestration; the valuation stage imports
+    """air purification imports the shared vegetation kernel (NDVI → LAI); the valuation stage imports
     the block engine inside a function; statistics allocation reads prices (CPI) and standards."""
     names = lambda mod: {p.relative_to(cache.PACKAGE_DIR).as_posix() for p in cache.import_closure(mod)}  # noqa: E731
-    assert {"services/carbon_sequestration.py", "kernels/air.py"} <= names("ecoraster.services.air_purification")
+    assert {"kernels/vegetation.py", "kernels/air.py"} <= names("ecoraster.services.air_purification")
     assert "engine.py" in names("ecoraster.accounting.valuation")
     assert {"allocation.py", "prices.py", "standards.py", "units.py"} <= names(
         "ecoraster.services.statistics_allocation")
@@ -167,7 +167,7 @@ def test_import_closure_follows_helpers_and_lazy_imports(tmp_zh):
     copy = _package_copy(tmp_zh)
     before = {m: cache.code_hash(m, package_dir=copy) for m in ("ecoraster.services.air_purification",
                                                                 "ecoraster.services.carbon_storage")}
-    helper = copy / "services" / "carbon_sequestration.py"
+    helper = copy / "kernels" / "vegetation.py"
     helper.write_text(helper.read_text() + "\n# edited\n")
     assert cache.code_hash("ecoraster.services.air_purification", package_dir=copy) != before[
         "ecoraster.services.air_purification"]

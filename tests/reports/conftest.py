@@ -70,7 +70,7 @@ def make_run(root: Path, catalog: Path, *, year: int, lc_id: str, lc: np.ndarray
     wc = wc_quantity(lc)
     o2 = np.ones(lc.shape, dtype=np.float32)
     products = {"water_conservation": (wc, wc_price, "m3", "CNY/m3"), "oxygen_release": (o2, 1000.0, "t", "CNY/t")}
-    outputs, totals = {}, {}
+    outputs = {}
     for pid, (q, price, unit, punit) in products.items():
         (root / "svc").mkdir(exist_ok=True)
         qp = write_raster(root / "svc" / f"{pid}.tif", q, nodata=-9999.0, res=RES)

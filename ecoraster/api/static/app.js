@@ -218,8 +218,10 @@ const CONTESTED = `<span title="有争议项 contested: counted in GEP, also sho
 function productRow(p, valueAttrs = "") {
   const neg = p.value !== null && p.value < 0 ? " neg" : "";
   const negNote = neg ? ` <span title="负值：该服务的损失 negative: a loss of the service">(−)</span>` : "";
+  const unpriced = p.value === null || p.value === undefined
+    ? ` title="只报告实物量，不计价 reported, not valued (e.g. PM2.5 is part of PM10; or no price in the table)"` : "";
   return `<tr data-product="${esc(p.product)}" title="${esc(p.code || "")} ${esc(p.product)}"><td>${productLabel(p)}${p.contested ? " " + CONTESTED : ""}</td>
-    <td>${fmt(p.qty, 3)} ${esc(p.qty_units || "")}</td><td class="value${neg}" ${valueAttrs} data-value="${p.value}">${fmt(p.value)}${negNote}</td></tr>`;
+    <td>${fmt(p.qty, 3)} ${esc(p.qty_units || "")}</td><td class="value${neg}" ${valueAttrs}${unpriced} data-value="${p.value}">${fmt(p.value)}${negNote}</td></tr>`;
 }
 function catalogueTable(card) {
   const rows = card.products.map((p) => productRow(p));
