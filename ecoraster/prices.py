@@ -87,7 +87,10 @@ class PriceEntry(BaseModel):
     option: str | None = None
     valid_years: tuple[int, int] | None = None
     outside_years: Literal["error", "nearest", "cpi"] = "error"
+    # the province / municipality a price belongs to (a tariff, a fee or tax rate); ``applies_to``: the run
+    # regions (config ``region``) that take this entry instead of the product's non-regional entries
     region: str | None = None
+    applies_to: tuple[str, ...] = ()
 
     @property
     def years(self) -> tuple[int, int]:
@@ -156,6 +159,16 @@ class PriceTable(BaseModel):
                     raise TableError(f"{where}.default: product {p.product!r} already has default "
                                      f"{defaults[p.product]!r}")
                 defaults[p.product] = p.id
+        # two regional prices of one product (and option) for one run region whose years overlap: ambiguous
+        seen: dict[tuple[str, str | None, str], PriceEntry] = {}
+        for p in self.prices:
+            for region in p.applies_to:
+                other = seen.get((p.product, p.option, region))
+                if other is not None and other.years[0] <= p.years[1] and p.years[0] <= other.years[1]:
+                    raise TableError(f"{path}: prices.{p.id}.applies_to: region {region!r} already has price "
+                                     f"{other.id!r} for {p.product!r} in {max(other.years[0], p.years[0])}: keep one, "
+                                     "or give them distinct valid_years")
+                seen[(p.product, p.option, region)] = p
 
     def get(self, price_id: str) -> PriceEntry:
         for p in self.prices:
@@ -163,10 +176,13 @@ class PriceTable(BaseModel):
                 return p
         raise TableError(f"{self.source_path}: no price with id {price_id!r}")
 
-    def for_product(self, product: str, option: str | None = None, year: int | None = None) -> PriceEntry | None:
+    def for_product(self, product: str, option: str | None = None, year: int | None = None, *,
+                    region: str | None = None) -> PriceEntry | None:
         """The price of ``product``: within ``option`` (default: the option of the ``default: true``
-        entry), the entry whose years hold ``year`` when the option is dated (fee, tax, market
-        series), else its ``default: true`` entry, else its only entry."""
+        entry), the entry that ``applies_to`` the run's ``region`` if there is one (a regional fee,
+        tax or tariff; two for the same product, region and year are an error), else among the
+        non-regional entries the one whose years hold ``year`` when the option is dated (fee, tax,
+        market series), else the ``default: true`` entry, else the only entry."""
         entries = [p for p in self.prices if p.product == product]
         default = [p for p in entries if p.default]
         if option is None and default:
@@ -176,6 +192,17 @@ class PriceTable(BaseModel):
             if not entries:
                 raise TableError(f"{self.source_path}: product {product!r} has no price option {option!r} "
                                  f"(options: {', '.join(self.options(product)) or 'none'})")
+        if region is not None:
+            regional = [p for p in entries if region in p.applies_to]
+            if year is not None and len(regional) > 1:
+                regional = [p for p in regional if p.years[0] <= year <= p.years[1]] or regional
+            if len(regional) > 1:
+                raise TableError(f"{self.source_path}: product {product!r} has {len(regional)} prices for region "
+                                 f"{region!r}{f' in {year}' if year is not None else ''}: "
+                                 f"{', '.join(p.id for p in regional)} (keep one, or give them distinct valid_years)")
+            if regional:
+                return regional[0]
+        entries = [p for p in entries if not p.applies_to]
         if year is not None and entries and all(p.dated for p in entries):
             holding = [p for p in entries if p.years[0] <= year <= p.years[1]]
             if holding:
@@ -313,11 +340,13 @@ class ValuationSetup:
     price_year: int
     profile: Profile
     options: dict[str, str] = field(default_factory=dict)
+    region: str | None = None
 
     def price(self, product: str, option: str | None = None) -> RebasedPrice | None:
         """The rebased price of ``product``: ``option``, else the run's ``price_options``, else the
-        table's default."""
-        entry = self.table.for_product(product, option or self.options.get(product), self.price_year)
+        table's default; the entry for the run's ``region`` first (:meth:`PriceTable.for_product`)."""
+        entry = self.table.for_product(product, option or self.options.get(product), self.price_year,
+                                       region=self.region)
         return None if entry is None else rebase(self.table, entry, self.cpi, self.price_year)
 
     def describe(self) -> dict[str, Any]:
@@ -325,7 +354,7 @@ class ValuationSetup:
                 "price_table_path": self.table.source_path, "price_table_sha256": self.table.sha256,
                 "cpi_path": str(self.cpi.path), "cpi_sha256": self.cpi.sha256, "price_year": self.price_year,
                 "profile": self.profile.id, "profile_path": self.profile.source_path,
-                "price_options": dict(self.options)}
+                "price_options": dict(self.options), "region": self.region}
 
 
 def resolve_price_table(plan) -> Path:
@@ -352,7 +381,8 @@ def load_setup(plan) -> ValuationSetup:
     """Price table, CPI, price year (config ``price_year``, else the run's year) and profile."""
     table = PriceTable.load(resolve_price_table(plan))
     return ValuationSetup(table, CPI(table.cpi_path), int(plan.config.price_year or plan.config.year),
-                          load_profile(plan.config.profile), dict(plan.config.price_options))
+                          load_profile(plan.config.profile), dict(plan.config.price_options),
+                          plan.config.region)
 
 
 def price_list(setup: ValuationSetup) -> pd.DataFrame:
@@ -367,6 +397,7 @@ def price_list(setup: ValuationSetup) -> pd.DataFrame:
         rows.append({"id": entry.id, "product": entry.product, "kind": entry.kind, "option": entry.option,
                      "value": entry.value, "unit": entry.unit,
                      "price_year": entry.price_year, f"value_{setup.price_year}": rebased,
-                     "default": entry.default, "confidence": entry.confidence, "source": entry.source,
-                     "error": err})
+                     "default": entry.default, "region": entry.region or "",
+                     "applies_to": ",".join(entry.applies_to), "confidence": entry.confidence,
+                     "source": entry.source, "error": err})
     return pd.DataFrame(rows)

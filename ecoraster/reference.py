@@ -92,7 +92,8 @@ def _allowed(p: Any) -> str:
 
 
 def _created_if(when: Any) -> str:
-    parts = [f"`{i}` given" for i in when.inputs] + [f"`{k}` = {v!r}" for k, v in when.params.items()]
+    parts = ([f"`{i}` given" for i in when.inputs] + [f"`{k}` = {v!r}" for k, v in when.params.items()]
+             + [f"{v!r} in `{k}`" for k, v in when.contains.items()])
     return " and ".join(parts) or "always"
 
 

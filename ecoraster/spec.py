@@ -114,14 +114,17 @@ class ParameterSpec(_Frozen):
 
 class When(_Frozen):
     """A structured ``created_if``: true when every input of ``inputs`` is given and every
-    parameter of ``params`` has the stated value (InVEST's ``created_if``, without strings
-    to parse). ``When()`` is always true."""
+    parameter of ``params`` has the stated value, and every list parameter of ``contains``
+    holds the stated item (InVEST's ``created_if``, without strings to parse). ``When()`` is
+    always true."""
 
     inputs: tuple[str, ...] = ()
     params: dict[str, Any] = {}
+    contains: dict[str, Any] = {}
 
     def holds(self, given: Callable[[str], bool], param: Callable[[str], Any]) -> bool:
-        return all(given(i) for i in self.inputs) and all(param(k) == v for k, v in self.params.items())
+        return (all(given(i) for i in self.inputs) and all(param(k) == v for k, v in self.params.items())
+                and all(v in (param(k) or ()) for k, v in self.contains.items()))
 
 
 class OutputSpec(_Frozen):
@@ -243,7 +246,7 @@ class ServiceSpec(_Frozen):
                 for name in when.inputs:
                     if name not in inputs:
                         raise ValueError(f"service {self.id}, method {m.id}: created_if names unknown input {name!r}")
-                for name in when.params:
+                for name in (*when.params, *when.contains):
                     if name not in params:
                         raise ValueError(f"service {self.id}, method {m.id}: created_if names unknown parameter {name!r}")
         if len({m.id for m in self.methods}) != len(self.methods):

@@ -74,6 +74,7 @@ def _supply_analyst_data(root, region, epsg):
     towns = gpd.GeoDataFrame({"code": ["T1", "T2", "T3", "T4"], "name": ["甲镇", "乙镇", "丙镇", "丁镇"]},
                              geometry=[geom.intersection(q) for q in quads], crs=epsg)
     towns.to_file(root / f"data/{region}/townships.gpkg")
+    _supply_tables(root, region)
     units = gpd.GeoDataFrame({"unit_id": ["W1"], "name": ["核心区"]},
                              geometry=[box(cx - 2000, cy - 2000, cx + 2000, cy + 2000)], crs=epsg)
     units.to_file(root / f"data/{region}/wetland_units.gpkg")
@@ -84,6 +85,21 @@ def _supply_analyst_data(root, region, epsg):
             root / f"data/{region}/coastline.gpkg")
         gpd.GeoDataFrame(geometry=[box(cx - 3000, miny - 500, cx + 3000, miny)], crs=epsg).to_file(
             root / f"data/{region}/marsh_2020.gpkg")
+
+
+def _supply_tables(root, region):
+    """The wetland services' tables: named bodies (header only: keep the derived bodies), township loads, a 2020
+    daily temperature series (hot in July and August)."""
+    (root / f"data/{region}/water").mkdir(parents=True, exist_ok=True)
+    (root / f"data/{region}/water/water_bodies_named_2020.csv").write_text(
+        "name,type,x,y,crs,capacity_m3,area_km2\n", encoding="utf-8")
+    pd.DataFrame({"unit_id": ["T1", "T2", "T3", "T4"] * 2, "pollutant": ["cod"] * 4 + ["tp"] * 4,
+                  "load_t": [50.0, 5000.0, 50.0, 5000.0, 1.0, 100.0, 1.0, 100.0]}).to_csv(
+        root / f"data/{region}/water/pollutant_loads_2020.csv", index=False)
+    dates = pd.date_range("2020-01-01", "2020-12-31", freq="D")
+    (root / f"data/{region}/climate").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "tavg_degC": np.where(dates.month.isin([7, 8]), 27.5, 15.0)}).to_csv(
+        root / f"data/{region}/climate/daily_temperature_2020.csv", index=False)
 
 
 @pytest.mark.parametrize("region,epsg", [("ninghe", 4527), ("chongming", 4529)])
@@ -103,7 +119,7 @@ def test_ninghe_full_run_with_supplied_data(tmp_zh):
     cfg = tmp_zh / "configs" / "ninghe_2020.yaml"
     result = pipeline.run(cfg, tmp_zh / "ws")
     assert set(result.services) == {"water_conservation", "carbon_sequestration", "air_purification",
-                                    "carbon_storage"}
+                                    "carbon_storage", "flood_regulation", "water_purification", "climate_regulation"}
     wc = result.services["water_conservation"].outputs["water_conservation_m3"]
     with rasterio.open(wc.path) as src:
         assert src.crs.to_epsg() == 4527 and src.res == (30.0, 30.0)

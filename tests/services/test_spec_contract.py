@@ -249,7 +249,7 @@ def test_getspec_lists_table_parameters_with_values():
     p = spec.parameter("o2_basis")
     assert p.default == "nep" and p.by_profile == {"lyt1721": "npp"} and p.confidence == "◐"
     assert yaml.safe_load(spec.model_dump_json())["methods"][0]["created_if"] == {
-        "o2": {"inputs": [], "params": {"oxygen_release": True}}}
+        "o2": {"inputs": [], "params": {"oxygen_release": True}, "contains": {}}}
 
 
 def test_water_balance_compute_ctx_directly_two_outputs_one_kernel(tmp_zh, raster_writer):
