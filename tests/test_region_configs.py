@@ -78,6 +78,13 @@ def _supply_analyst_data(root, region, epsg):
     units = gpd.GeoDataFrame({"unit_id": ["W1"], "name": ["核心区"]},
                              geometry=[box(cx - 2000, cy - 2000, cx + 2000, cy + 2000)], crs=epsg)
     units.to_file(root / f"data/{region}/wetland_units.gpkg")
+    if region == "chongming":  # coastal protection: a coastline and a 500 m marsh belt along part of it
+        from shapely.geometry import LineString
+
+        gpd.GeoDataFrame(geometry=[LineString([(minx, miny), (maxx, miny)])], crs=epsg).to_file(
+            root / f"data/{region}/coastline.gpkg")
+        gpd.GeoDataFrame(geometry=[box(cx - 3000, miny - 500, cx + 3000, miny)], crs=epsg).to_file(
+            root / f"data/{region}/marsh_2020.gpkg")
 
 
 def _supply_tables(root, region):
