@@ -165,8 +165,8 @@ def write_zone_table(gdf: gpd.GeoDataFrame, folder: Path, name: str, meta: dict[
         out = gdf.rename(columns=zh)
     if gpkg_path.exists():
         gpkg_path.unlink()
-    # the index repeats the id column when the zone set's id field is the column's name (parcels/parcel_id)
-    out.to_file(gpkg_path, driver="GPKG", layer=name, index=False if out.index.name in out.columns else None)
+    # the zone id is a column of its own: the index is never written (it would repeat or shadow the id)
+    out.to_file(gpkg_path, driver="GPKG", layer=name, index=False)
     written = {f"{name}_parquet": pq_path, f"{name}_gpkg": gpkg_path}
     written.update(write_zone_extras(gdf, out, folder, name, meta, zh if field_names == "zh" else {}))
     return written
