@@ -33,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_water_conservation import (  # noqa: E402  (shared bench helpers)
-    CRS, _field, _write_cog, eco_cmd, eco_env, invest_cmd, make_continuous, make_watershed, report, timed,
+    _field, _write_cog, eco_cmd, eco_env, invest_cmd, make_continuous, make_watershed, report, timed,
 )
 
 CODES = {1: (0.006, 1.0), 2: (0.04, 1.0), 3: (0.23, 0.5), 4: (0.01, 1.0), 5: (0.0, 1.0)}

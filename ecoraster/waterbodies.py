@@ -97,7 +97,7 @@ def derive_bodies(classes: np.ndarray, class_nodata: int, class_types: dict[int,
     rows: list[dict] = []
     use_poly = analyst_index is not None and analyst is not None and len(analyst) > 0
     exclude = np.zeros((1, 1), dtype=np.bool_)
-    if use_poly:
+    if use_poly and analyst_index is not None:
         exclude = analyst_index >= 0
     _n, code_of = label_patches(classes, int(class_nodata), is_body, exclude, use_poly, index)
     del exclude

@@ -261,11 +261,23 @@ def zonal(
         typer.echo(f"{len(table)} zones -> {out}")
 
 
-def _register_command_groups() -> None:
-    from . import flows, ingest, products, query, reports
+#: entry-point group through which other packages add command groups (``flows`` adds ``eco flow``)
+CLI_ENTRY_POINTS = "ecoraster.cli"
 
-    for module in (ingest, products, query, flows, reports):
+
+def _register_command_groups() -> None:
+    from importlib.metadata import entry_points
+
+    from . import ingest, products, query, reports
+
+    for module in (ingest, products, query, reports):
         module.register(app)
+    for ep in entry_points(group=CLI_ENTRY_POINTS):  # e.g. flows.cli:register → `eco flow …`
+        try:
+            register = ep.load()
+        except ImportError:  # the contributing package is not importable here (e.g. a wheel without flows)
+            continue
+        register(app)
 
 
 _register_command_groups()

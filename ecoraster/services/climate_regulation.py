@@ -350,6 +350,8 @@ def compute(ctx: ServiceContext) -> ServiceResult:
             hot, _have, _t = hot_days_by_month(ctx)
             hot_days = float(hot.sum())
         else:
+            if year_share is None:  # _hot_share gives either monthly counts or a year share
+                raise ServiceError("climate_regulation: no hot-day share for the year (no monthly counts either)")
             hot_days = float(year_share * days_year)
         humid = float(_const(ctx, "humidifier_kwh_m3")) / (float(_const(ctx, "latent_heat_kj_kg")) * WATER_DENSITY_KG_M3)
         trans, evap = map_blocks(_epp_block, classes, grid=ctx.grid, n_out=2, dtype=np.float32,

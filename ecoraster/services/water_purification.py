@@ -224,7 +224,8 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     n = len(unit_ids)
     cap = unit_capacity(classes, uidx, class_nodata, row_of_code, q, n, ctx.grid)  # (n + 1, P), t/yr
     load = loads(ctx, unit_ids, pids) if _const(ctx, "load_cap") else np.full((n, len(pids)), np.nan)
-    outputs, summary = {}, {}
+    outputs: dict[str, Any] = {}
+    summary: dict[str, dict[str, Any]] = {}
     for j, p in enumerate(pids):
         factor = np.append(cap_factors(cap[:n, j], load[:, j]), 0.0)  # outside every unit: 0
         kw = {"class_nodata": class_nodata, "row_of_code": row_of_code, "q_col": np.ascontiguousarray(q[:, j])}

@@ -1,4 +1,4 @@
-"""The bad-input corpus (docs: /work/shared/docs/bad-input-report.md) as tests: each case breaks one
+"""The bad-input corpus (../shared/docs/bad-input-report.md) as tests: each case breaks one
 thing of the mini run, and must end with exit 1, a one-line message naming the dataset / file and the
 field, nothing written to a new workspace and nothing changed in an existing one."""
 

@@ -9,8 +9,9 @@
     eco flow serve --config configs/wuhan_2013.yaml --workspace outputs/wuhan_2013
 
 Both ways run the one runner (:func:`ecoraster.pipeline.run`): ``--no-prefect`` in this
-process, otherwise through the Prefect flows of ``flows/``, imported only inside these
-commands (after the offline settings); the library itself never imports ``flows``.
+process, otherwise through the Prefect flows of this package, imported only inside these
+commands. This group lives in ``flows/`` and joins the ``eco`` CLI through the entry point group
+``ecoraster.cli`` (``pyproject.toml``), so the library itself never imports ``flows``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import EcorasterError
+from ecoraster.errors import EcorasterError
 
 flow_app = typer.Typer(help="Prefect flows: the annual run, new imagery, serving the deployments.",
                        no_args_is_help=True)
@@ -52,7 +53,7 @@ def _report(summary: dict, as_json: bool) -> None:
 
 
 def _fail(exc: Exception, as_json: bool) -> None:
-    from .main import _fail as fail
+    from ecoraster.cli.main import _fail as fail
 
     fail(exc, as_json)
 
@@ -73,8 +74,8 @@ def annual(
     """The annual GEP run: services → valuation → zones → products → manifest (cached steps reused)."""
     try:
         if no_prefect:
-            from ..pipeline import run
-            from ..pipeline.runner import resolve_run
+            from ecoraster.pipeline import run
+            from ecoraster.pipeline.runner import resolve_run
 
             cfg, ws = resolve_run(region, year, str(config) if config else None, str(workspace) if workspace else None)
             result = run(cfg, ws, services=service or None, cache=not force)
@@ -112,7 +113,7 @@ def new_imagery(
                              "or --folder and --pattern GLOB=DATASET"), as_json)
     try:
         if no_prefect:
-            from ..pipeline import observations
+            from ecoraster.pipeline import observations
 
             summary = observations.new_imagery(config, workspace, scene=str(scene) if scene else None,
                                                dataset=dataset, folder=str(folder) if folder else None,
@@ -155,7 +156,7 @@ def new_monitoring(
               columns=columns or None)
     try:
         if no_prefect:
-            from ..pipeline import observations
+            from ecoraster.pipeline import observations
 
             summary = observations.new_monitoring(config, workspace, str(stations), **kw)
         else:
