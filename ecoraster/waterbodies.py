@@ -147,14 +147,21 @@ def apply_points(bodies: WaterBodies, points: pd.DataFrame, rows: np.ndarray, co
                  source: str) -> WaterBodies:
     """Rename / retype the bodies holding each analyst point (``rows``, ``cols`` on the grid).
 
-    A point on no body is an error naming the row (a named body the land cover does not show
+    A point outside the run grid names a body this run does not cover and is passed over. A point
+    on no body is snapped to a body pixel of its 3 × 3 neighbourhood (a shore point, or a coarse
+    grid); with none there it is an error naming the row (a named body the land cover does not show
     must not vanish silently); two points on one body merge nothing and are an error too.
     """
     t = bodies.table
     seen: dict[int, str] = {}
     for i, (rec, r, c) in enumerate(zip(points.itertuples(index=False), rows, cols)):
-        inside = 0 <= r < bodies.index.shape[0] and 0 <= c < bodies.index.shape[1]
-        k = int(bodies.index[r, c]) if inside else -1
+        nrow, ncol = bodies.index.shape
+        if not (0 <= r < nrow and 0 <= c < ncol):
+            continue
+        k = int(bodies.index[r, c])
+        if k < 0:  # snap to a body pixel next to the point
+            near = bodies.index[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2]
+            k = int(near[near >= 0].min()) if (near >= 0).any() else -1
         if k < 0:
             raise TableError(f"{source}: row {i + 2} ({rec.name}): point ({rec.x}, {rec.y}) is on no water body "
                              "of the land cover (check the coordinates and crs)")

@@ -203,8 +203,8 @@ def product_changes(cat_a: pd.DataFrame, cat_b: pd.DataFrame, cat_c: pd.DataFram
         out = out.merge(c, on=[*KEYS, "product"], how="left")
         out["change_landcover"] = out["value_b_const"].fillna(0) - out["value_c_const"].fillna(0)
         out["change_other"] = out["value_c_const"].fillna(0) - out["value_a_const"].fillna(0)
-    for col in ("counted", "contested"):
-        out[col] = out[col].fillna(False).astype(bool)
+    for col in ("counted", "contested"):  # a product of one run only: missing flags are False
+        out[col] = [bool(v) if v is not None and v == v else False for v in out[col]]
     return out.reset_index(drop=True)
 
 

@@ -27,6 +27,9 @@ def _window_config(name: str, folder: Path) -> Path:
     raw["catalog"] = str((src.parent / raw["catalog"]).resolve())
     raw["extra_catalogs"] = [str((src.parent / c).resolve()) for c in raw.get("extra_catalogs", [])]
     raw["grid"], raw["chunk"] = WINDOW, 128
+    # the window holds districts only: parcels and the East Lake unit lie outside it (zones that miss the
+    # grid are refused, issue 17)
+    raw["zones"] = {k: v for k, v in raw.get("zones", {}).items() if k == "districts"}
     raw["dask"] = {"scheduler": "threads"}
     out = folder / name
     out.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
