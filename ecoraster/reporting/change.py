@@ -181,8 +181,9 @@ def product_changes(cat_a: pd.DataFrame, cat_b: pd.DataFrame, cat_c: pd.DataFram
     b = cat_b[[*KEYS, "product", *info, *take]].rename(columns={c: f"{c}_b" for c in take})
     m = b.merge(a, on=[*KEYS, "product"], how="outer", indicator=True)
     # units only in A: take their descriptive fields from A
-    only_a = m["_merge"] == "left_only"
+    only_a = m["_merge"] == "right_only"  # b is the left frame of the merge
     if only_a.any():
+        m[info] = m[info].astype(object)  # NaN-padded bool / str columns take A's values as they are
         ainfo = cat_a.set_index([*KEYS, "product"])[info]
         idx = pd.MultiIndex.from_frame(m.loc[only_a, [*KEYS, "product"]])
         m.loc[only_a, info] = ainfo.reindex(idx).to_numpy()
