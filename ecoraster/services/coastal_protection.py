@@ -6,9 +6,11 @@ half the width, then dilated back), which removes every part narrower than the b
 within ``snap_m`` of what remains is protected (mitred buffers keep straight belt ends square; each
 belt's protected stretch is over-counted by at most 2 × ``snap_m`` at its ends). Its length is written as a raster of km per pixel
 (each line cut at the pixel edges it crosses, so per-pixel lengths are exact), so the zonal
-sums apply. **Unpriced**: the standard valuation (× replacement cost of a sea wall per km) needs a
-dated cost entry in ``configs/prices``, and no price table holds one yet (no source with a price
-year has been found); the length is reported as a physical quantity only. Runs in ``configs/chongming_2020.yaml`` once a coastline and a marsh extent exist.
+sums apply. Valued at the replacement cost of a sea wall per km and year (price
+``seawall_replacement_2023`` of ``configs/prices/mee2020.yaml``: the construction cost of a sea wall
+per km, from four Zhejiang 海塘安澜 projects, × (1 / service life + yearly maintenance share); the
+shares are declared assumptions ✱). Runs in ``configs/chongming_2020.yaml`` once a coastline and a
+marsh extent exist.
 """
 
 from __future__ import annotations

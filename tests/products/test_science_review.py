@@ -70,7 +70,8 @@ def test_gbt46869_profile_runs_and_states_missing_products(tmp_zh, raster_writer
     report = json.loads((tmp_zh / "ws" / "products" / "products.json").read_text(encoding="utf-8"))
     missing = " ".join(report["missing_products"])
     assert "flood_regulation (not in this run, Annex A.6" in missing             # implemented, not run here
-    assert "soil_retention (not implemented in ecoraster" in missing
+    assert "soil_retention (not in this run" in missing                 # implemented, not run here
+    assert "water_supply (not implemented in ecoraster" in missing
     assert "oxygen_release" not in missing                          # not counted by GB/T 46869 ✱
     catalogue = json.loads(json.dumps(report["gep_region"]))
     assert catalogue["gep"] == pytest.approx(35 * (100 * 11.55 + 100 * 44 / 12), rel=1e-6)  # no O2
