@@ -25,7 +25,8 @@ these kernels take whole arrays in compact types (DEM float32, directions uint32
 uint8, accumulation float64) and keep their own work lists small: pits are filled from a
 binary heap of the current flood front, accumulation follows a topological order by
 in-degree counting with a stack of ready pixels (no queue of all pixels). The service orders
-the steps so that at most about 13 bytes per pixel are held at once (``bench/README.md``).
+the steps so that at most about 13 bytes per pixel are held at once, and spills every result
+before the block-by-block writing (``docs/soil_retention.md``, ``bench/README.md``).
 """
 
 from __future__ import annotations

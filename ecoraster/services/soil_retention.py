@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import dask.array as da
@@ -49,9 +50,10 @@ import numpy as np
 import rasterio
 
 from ..context import ServiceContext
-from ..engine import map_blocks, map_overlap
+from ..engine import block_chunk, map_blocks, map_overlap
 from ..errors import EcorasterError, TableError
 from ..io.raster import GDAL_CACHE_BYTES, release_memory
+from ..io.scratch import ScratchArray
 from ..kernels import hydrology as hyd
 from ..kernels import soil as soilk
 from ..resources import config_path
@@ -285,30 +287,41 @@ def _watershed_mask(ctx: ServiceContext) -> np.ndarray:
                      out_shape=ctx.grid.shape, transform=ctx.grid.transform, fill=0, dtype="uint8")
 
 
-def route(holder: list, work: Path, *, streams: bool, threshold: float, trace: float):
-    """Fill, spill the filled DEM to ``work/dem_filled.npy``, MFD directions, accumulation,
-    streams. ``holder`` is a one-item list with the DEM (float32, NaN = nodata), emptied here so
-    the DEM is freed before the accumulation (4 bytes per pixel less at the peak). Returns
-    (acc float64, stream uint8 or None, path of the filled DEM, pixels raised by filling)."""
+def route(holder: list, work: Path, *, streams: bool, threshold: float, trace: float) -> dict:
+    """Fill, MFD directions, accumulation, streams; every result spilled to ``work`` as a
+    :class:`~ecoraster.io.scratch.ScratchArray` and freed, so that the block-by-block writing
+    after the routing holds only its windows. ``holder`` is a one-item list with the DEM
+    (float32, NaN = nodata), emptied here so the DEM is freed before the accumulation (4 bytes
+    per pixel less at the peak). Returns ``dem`` (filled, float32), ``acc`` (float64),
+    ``stream`` (uint8, or None), ``raised`` (pixels raised by filling) and ``stream_pixels``."""
     dem = holder.pop()
     release_memory()  # the dask blocks that built the DEM
     raised = hyd.fill_depressions(dem)
-    dem_path = work / "dem_filled.npy"
-    np.save(dem_path, dem)
+    dem_filled = ScratchArray.save(work / "dem_filled.npy", dem)
     flow_dir = hyd.flow_dir_mfd(dem)
     del dem
     release_memory()
     acc = hyd.flow_accumulation_mfd(flow_dir)
     release_memory()  # the in-degree counts
-    stream = hyd.extract_streams_mfd(acc, flow_dir, float(threshold), float(trace)) if streams else None
-    del flow_dir
+    stream_scratch, stream_pixels = None, 0
+    if streams:
+        stream = hyd.extract_streams_mfd(acc, flow_dir, float(threshold), float(trace))
+        del flow_dir
+        stream_pixels = int(np.count_nonzero(stream == 1))
+        stream_scratch = ScratchArray.save(work / "stream.npy", stream)
+        del stream
+    else:
+        del flow_dir
+    acc_scratch = ScratchArray.save(work / "acc.npy", acc)
+    del acc
     release_memory()
-    return acc, stream, dem_path, raised
+    return {"dem": dem_filled, "acc": acc_scratch, "stream": stream_scratch, "raised": raised,
+            "stream_pixels": stream_pixels}
 
 
-def _filled_dem(dem_path: Path, chunks) -> da.Array:
-    """The filled DEM spilled by :func:`route`, memory-mapped, as a lazy array with the run's chunks."""
-    return da.from_array(np.load(dem_path, mmap_mode="r"), chunks=chunks)
+def _lazy(scratch: ScratchArray, chunks) -> da.Array:
+    """A spilled routing result as a lazy array with the run's chunks (windows read on demand)."""
+    return da.from_array(scratch, chunks=chunks, lock=False, asarray=True)
 
 
 def _slope_kernel(win: np.ndarray, *, cell: float, radius: int = 0, relief: float = 0.0) -> np.ndarray:
@@ -343,6 +356,9 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     method = ctx.method_id
     invest = method == "invest_sdr"
     cell = abs(ctx.grid.transform.a)
+    # blocks of ≈ 1 Mpx: a block's kernel holds ≈ 130 bytes per pixel of temporaries (float64 LS, RKLS,
+    # USLE, …), two blocks compute at once and two batches are being written
+    ctx = replace(ctx, chunk=block_chunk(16, ctx.chunk))
     dem = ctx.raster("dem", dtype="float32", nodata=np.nan).data
     notes: list[str] = []
     if invest:
@@ -365,16 +381,17 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         holder[0][_watershed_mask(ctx) == 0] = np.nan
     work = Path(tempfile.mkdtemp(prefix="soil_routing_", dir=ctx.out_dir))
     try:
-        acc, stream, dem_path, raised = route(
-            holder, work, streams=invest, threshold=ctx.param("threshold_flow_accumulation"),
-            trace=ctx.param("stream_trace_proportion"))
-        notes.append(f"pit filling raised {raised:,} pixels to their spill height")
+        routed = route(holder, work, streams=invest, threshold=ctx.param("threshold_flow_accumulation"),
+                       trace=ctx.param("stream_trace_proportion"))
+        notes.append(f"pit filling raised {routed['raised']:,} pixels to their spill height")
         if invest:
-            arrays, meta = _invest_arrays(ctx, acc, stream, dem_path, cell, codes, cp,
-                                          r_in, k_in, cls_in, lulc_nd)
+            arrays, meta = _invest_arrays(ctx, routed, cell, codes, cp, r_in, k_in, cls_in, lulc_nd)
         else:
-            arrays, meta = _rusle_cn_arrays(ctx, acc, dem_path, cell, cls_in, eco_nd, notes)
+            arrays, meta = _rusle_cn_arrays(ctx, routed, cell, cls_in, eco_nd, notes)
         records = ctx.write(arrays, tags={"method": method})
+        for scratch in (routed["dem"], routed["acc"], routed["stream"]):
+            if scratch is not None:
+                scratch.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = ServiceResult(service=SPEC.id, outputs=records, metadata={"method": method, **meta})
@@ -388,12 +405,12 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     return ctx.checked(result)
 
 
-def _invest_arrays(ctx, acc, stream, dem_path, cell, codes, cp, r_in, k_in, cls_in, lulc_nd):
+def _invest_arrays(ctx, routed, cell, codes, cp, r_in, k_in, cls_in, lulc_nd):
     l_max = float(ctx.param("l_max"))
     chunks = cls_in.chunks
-    slope = map_overlap(_slope_kernel, _filled_dem(dem_path, chunks), depth=1, boundary=np.nan, cell=cell)
-    acc_da = da.from_array(acc, chunks=chunks)
-    stream_da = da.from_array(stream, chunks=chunks)
+    slope = map_overlap(_slope_kernel, _lazy(routed["dem"], chunks), depth=1, boundary=np.nan, cell=cell)
+    acc_da = _lazy(routed["acc"], chunks)
+    stream_da = _lazy(routed["stream"], chunks)
 
     def kernel(s_b, a_b, st, r_b, k_b, c_b, *, row_area_m2):
         out = np.full((5, *s_b.shape), NODATA, dtype=np.float32)
@@ -411,7 +428,7 @@ def _invest_arrays(ctx, acc, stream, dem_path, cell, codes, cp, r_in, k_in, cls_
     arrays = {"rkls": rkls, "usle": usle, "avoided_erosion": avoided, "soil_retention_t": sr_t, "ls": ls,
               "stream": stream_da}
     meta = {"threshold_flow_accumulation": ctx.param("threshold_flow_accumulation"), "l_max": l_max,
-            "stream_pixels": int((stream == 1).sum())}
+            "stream_pixels": routed["stream_pixels"]}
     return arrays, meta
 
 
@@ -457,7 +474,7 @@ def _k_factor(ctx: ServiceContext):
     return kk, f"soil units × {Path(ctx.entry('soil_k_table').uri).name}"
 
 
-def _rusle_cn_arrays(ctx, acc, dem_path, cell, cls_in, eco_nd, notes):
+def _rusle_cn_arrays(ctx, routed, cell, cls_in, eco_nd, notes):
     upper, m_vals = m_classes()
     lam_max = float(ctx.param("slope_length_max_m"))
     relief = float(ctx.param("flat_relief_m"))
@@ -468,9 +485,9 @@ def _rusle_cn_arrays(ctx, acc, dem_path, cell, cls_in, eco_nd, notes):
     k_da, k_how = _k_factor(ctx)
     ndvi = ctx.raster("ndvi", dtype="float32", nodata=np.nan).data
     chunks = cls_in.chunks
-    slope = map_overlap(_slope_kernel, _filled_dem(dem_path, chunks), depth=max(radius, 1), boundary=np.nan,
+    slope = map_overlap(_slope_kernel, _lazy(routed["dem"], chunks), depth=max(radius, 1), boundary=np.nan,
                         cell=cell, radius=radius, relief=relief)
-    acc_da = da.from_array(acc, chunks=chunks)
+    acc_da = _lazy(routed["acc"], chunks)
 
     def kernel(s_b, a_b, r_b, k_b, n_b, e_b, *, row_area_m2):
         out = np.full((6, *s_b.shape), NODATA, dtype=np.float32)
