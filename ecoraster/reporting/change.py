@@ -4,10 +4,15 @@ Per product and per unit (region, districts, wetland units, parcels — every zo
 catalogues share):
 
 - quantity change: q_B − q_A (physical unit of the product);
-- value change at constant prices: V_B × f_B − V_A × f_A, where f = CPI(price year of the
-  value → constant price year Y) (``configs/prices/cpi_china.csv``, the same CPI the runs
-  valued with; gep-methods.md preamble: rebase prices with the CPI). Y defaults to the later
-  run's price year. The nominal change V_B − V_A is reported beside it;
+- value change at constant prices of year Y (default: the later run's price year):
+  V_B × f_B − V_A × f_A. The factor f follows the kind of the price each value used, as the
+  runs' valuation does (``ecoraster.prices``): a cost or shadow price (and a statistics value)
+  is rebased with the CPI, f = CPI(price year → Y) (``configs/prices/cpi_china.csv``, the CPI
+  the runs valued with; gep-methods.md preamble); a fee / tax rate or a market price is a
+  price of its own year that the CPI does not move, so the quantity is revalued at the unit
+  price the run priced in Y used for the same output: f = p_Y / p (column ``price_basis``
+  says which; where no run is priced in Y or it lacks that output, the CPI, flagged). The
+  nominal change V_B − V_A is reported beside it;
 - GEP growth rate: (GEP_B − GEP_A) / GEP_A at constant prices (GEP = Σ value of the products the
   profile counts; also without the contested items);
 - split of the change into land-cover change and everything else, with a counterfactual run C
@@ -152,9 +157,17 @@ def named_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
 # constant prices
 # ---------------------------------------------------------------------------------------
 
-def at_constant_prices(catalogue: pd.DataFrame, ws: RunWorkspace, price_year: int) -> pd.DataFrame:
-    """The catalogue with ``cpi_factor`` and ``value_const`` (CNY of ``price_year``): each row's
-    value × CPI(row's price year → ``price_year``); a row without a price year uses the run's."""
+#: Price kinds that the CPI does not move (``ecoraster.prices``): a rate or price of its own year.
+OWN_YEAR_KINDS = ("fee_tax", "market")
+
+
+def at_constant_prices(catalogue: pd.DataFrame, ws: RunWorkspace, price_year: int,
+                       reference: RunWorkspace | None = None) -> pd.DataFrame:
+    """The catalogue with ``const_factor``, ``value_const`` (CNY of ``price_year``), ``cpi_factor``
+    and ``price_basis``. ``reference`` is the run priced in ``price_year`` (``ws`` itself when
+    its price year is ``price_year``): its unit prices revalue the fee / tax and market-priced
+    rows (module doc); every other row is rebased with the CPI. A row without a price year
+    uses the run's."""
     from ..prices import CPI
 
     cpi = CPI(wio.cpi_path(ws))
@@ -163,7 +176,32 @@ def at_constant_prices(catalogue: pd.DataFrame, ws: RunWorkspace, price_year: in
     out = catalogue.copy()
     out["price_year"] = years.to_numpy()
     out["cpi_factor"] = years.map(factors).to_numpy(dtype="float64")
-    out["value_const"] = out["value_cny"].astype("float64") * out["cpi_factor"]
+    valued = wio.valuation_report(ws).get("valued") or {}
+    ref_valued = (wio.valuation_report(reference).get("valued") or {}) if reference is not None else {}
+    const, basis = [], []
+    for source, row_year, f_cpi in zip(out.get("source", pd.Series([None] * len(out))), out["price_year"],
+                                       out["cpi_factor"]):
+        rec = valued.get(source) if isinstance(source, str) else None
+        kind = (rec or {}).get("kind")
+        if kind not in OWN_YEAR_KINDS:
+            const.append(f_cpi)
+            basis.append("cpi" if rec else "cpi (no unit price recorded)")
+            continue
+        if int(row_year) == price_year:
+            const.append(1.0)
+            basis.append(f"{kind} price of {price_year}")
+            continue
+        ref = ref_valued.get(source)
+        p_row = float(rec.get("factor_cny_per_unit") or 0.0)
+        if ref and ref.get("physical_units") == rec.get("physical_units") and p_row > 0:
+            const.append(float(ref["factor_cny_per_unit"]) / p_row)
+            basis.append(f"{kind} price of {price_year} ({ref.get('price_id')})")
+        else:
+            const.append(f_cpi)
+            basis.append(f"cpi ({kind} price: no run priced in {price_year} values this output)")
+    out["const_factor"] = np.asarray(const, dtype="float64")
+    out["price_basis"] = basis
+    out["value_const"] = out["value_cny"].astype("float64") * out["const_factor"]
     return out
 
 
@@ -176,7 +214,7 @@ def product_changes(cat_a: pd.DataFrame, cat_b: pd.DataFrame, cat_c: pd.DataFram
     """Per unit × product: quantities, nominal and constant-price values of A and B, their
     changes and (with C) the land-cover / other split. Catalogues from :func:`at_constant_prices`."""
     info = ["zone_name", "name_zh", "level1", "level2", "quantity_unit", "counted", "contested"]
-    take = ["quantity", "value_cny", "value_const", "price_year", "cpi_factor"]
+    take = ["quantity", "value_cny", "value_const", "price_year", "cpi_factor", "const_factor", "price_basis"]
     a = cat_a[[*KEYS, "product", *take]].rename(columns={c: f"{c}_a" for c in take})
     b = cat_b[[*KEYS, "product", *info, *take]].rename(columns={c: f"{c}_b" for c in take})
     m = b.merge(a, on=[*KEYS, "product"], how="outer", indicator=True)
@@ -194,6 +232,7 @@ def product_changes(cat_a: pd.DataFrame, cat_b: pd.DataFrame, cat_c: pd.DataFram
     out["quantity_change"] = m["quantity_b"] - m["quantity_a"]
     out["quantity_change_pct"] = _pct(m["quantity_b"], m["quantity_a"])
     out["price_year_a"], out["price_year_b"] = m["price_year_a"], m["price_year_b"]
+    out["price_basis_a"], out["price_basis_b"] = m["price_basis_a"], m["price_basis_b"]
     out["value_a_nominal"], out["value_b_nominal"] = m["value_cny_a"], m["value_cny_b"]
     out["value_change_nominal"] = m["value_cny_b"].fillna(0) - m["value_cny_a"].fillna(0)
     out["value_a_const"], out["value_b_const"] = m["value_const_a"], m["value_const_b"]
@@ -327,9 +366,11 @@ def compare_runs(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLi
     c = counterfactual if counterfactual is None or isinstance(counterfactual, RunWorkspace) \
         else wio.open_run(counterfactual)
     year = int(price_year or b.price_year or b.year)
-    cat_a = at_constant_prices(wio.read_catalogue(a), a, year)
-    cat_b = at_constant_prices(wio.read_catalogue(b), b, year)
-    cat_c = at_constant_prices(wio.read_catalogue(c), c, year) if c is not None else None
+    priced_in_year = [w for w in (b, a, c) if w is not None and int(w.price_year or w.year) == year]
+    reference = priced_in_year[0] if priced_in_year else None
+    cat_a = at_constant_prices(wio.read_catalogue(a), a, year, reference)
+    cat_b = at_constant_prices(wio.read_catalogue(b), b, year, reference)
+    cat_c = at_constant_prices(wio.read_catalogue(c), c, year, reference) if c is not None else None
     products = product_changes(cat_a, cat_b, cat_c)
     gep = gep_changes(products)
     meta: dict[str, Any] = {"run_a": str(a.root), "run_b": str(b.root), "counterfactual": str(c.root) if c else None,
@@ -337,8 +378,11 @@ def compare_runs(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLi
             "constant_price_year": year, "cpi": str(wio.cpi_path(b)), "region": b.region,
             "region_name": b.region_name or b.region, "profile": b.profile,
             "landcover_a": main_landcover(a.config), "landcover_b": main_landcover(b.config),
-            "formula": "value_const = value × CPI(price year → constant price year); change_landcover = B − C, "
-                       "change_other = C − A (C: the later run's drivers on the earlier land cover)"}
+            "formula": "value_const = value × CPI(price year → constant price year) for cost / shadow prices and "
+                       "statistics values; quantity × the unit price of the run priced in the constant price year "
+                       "for fee / tax and market prices (price_basis); change_landcover = B − C, "
+                       "change_other = C − A (C: the later run's drivers on the earlier land cover)",
+            "reference_run": str(reference.root) if reference is not None else None}
     matrix = pd.DataFrame()
     if transitions:
         lc_a, lc_b = landcover_array(a), landcover_array(b)
@@ -350,9 +394,9 @@ def compare_runs(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLi
         out = Path(out_dir)
         if rasters:
             region = cat_b[cat_b["zone_set"] == "region"]
-            fb = dict(zip(region["product"], region["cpi_factor"]))
+            fb = dict(zip(region["product"], region["const_factor"]))
             ra = cat_a[cat_a["zone_set"] == "region"]
-            fa = dict(zip(ra["product"], ra["cpi_factor"]))
+            fa = dict(zip(ra["product"], ra["const_factor"]))
             counted = set(region.loc[region["counted"].astype(bool), "product"])
             meta["rasters"] = difference_rasters(a, b, out / "rasters", fa, fb, counted, price_year=year)
         result.files = write_change(result, out)

@@ -65,11 +65,14 @@ def write_catalog(folder: Path) -> Path:
 
 
 def make_run(root: Path, catalog: Path, *, year: int, lc_id: str, lc: np.ndarray, wc_price: float,
-             carbon_change: np.ndarray | None = None, created: str = "2026-11-30T00:00:00+00:00") -> Path:
+             carbon_change: np.ndarray | None = None, created: str = "2026-11-30T00:00:00+00:00",
+             o2_price: float = 1000.0, kinds: dict[str, str] | None = None) -> Path:
+    """A run folder; with ``kinds`` (product → price kind) the valuation records each product's
+    unit price and kind and the catalogue names its source, as a real run does."""
     root.mkdir(parents=True, exist_ok=True)
     wc = wc_quantity(lc)
     o2 = np.ones(lc.shape, dtype=np.float32)
-    products = {"water_conservation": (wc, wc_price, "m3", "CNY/m3"), "oxygen_release": (o2, 1000.0, "t", "CNY/t")}
+    products = {"water_conservation": (wc, wc_price, "m3", "CNY/m3"), "oxygen_release": (o2, o2_price, "t", "CNY/t")}
     outputs = {}
     for pid, (q, price, unit, punit) in products.items():
         (root / "svc").mkdir(exist_ok=True)
@@ -92,8 +95,11 @@ def make_run(root: Path, catalog: Path, *, year: int, lc_id: str, lc: np.ndarray
               "grid": {"like": lc_id}, "services": services, "price_year": year, "profile": "mee2020",
               "zones": {"districts": {"dataset": "d", "id_field": "zone_id", "name_field": "name", "partition": True},
                         "parcels": {"dataset": "p", "id_field": "parcel_id", "partition": True}}}
+    valued = {f"svc.{pid}": {"price_id": f"{pid}_{year}", "product": pid, "kind": kind, "price_year": year,
+                             "factor_cny_per_unit": products[pid][1], "physical_units": products[pid][2]}
+              for pid, kind in (kinds or {}).items()}
     manifest = {"created": created, "config": config, "grid": grid.to_dict(), "results": results,
-                "valuation": {"price_year": year, "unpriced": {}}}
+                "valuation": {"price_year": year, "unpriced": {}, "valued": valued}}
     (root / "run.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     # catalogue + zone tables
     profile = load_profile("mee2020")
@@ -105,8 +111,9 @@ def make_run(root: Path, catalog: Path, *, year: int, lc_id: str, lc: np.ndarray
     meta = {"price_year": year, "region": "test", "year": year, "profile": "mee2020"}
     region_q = pd.DataFrame({pid: [float(q.sum())] for pid, (q, *_r) in products.items()}, index=["test"])
     region_v = pd.DataFrame({pid: [float((q * p).sum())] for pid, (q, p, *_r) in products.items()}, index=["test"])
+    sources = {pid: {"source": f"svc.{pid}"} for pid in (kinds or {})}
     parts.append(catalogue_rows(region_q, region_v, zone_set="region", zone_names=pd.Series({"test": "测试区"}),
-                                units=units, prices=prices, sources={}, profile=profile))
+                                units=units, prices=prices, sources=sources, profile=profile))
     for zs, zones, idc in (("districts", {k: v[1] for k, v in DISTRICTS.items()}, "zone_id"),
                            ("parcels", PARCELS, "parcel_id")):
         ids = list(zones)
@@ -116,7 +123,7 @@ def make_run(root: Path, catalog: Path, *, year: int, lc_id: str, lc: np.ndarray
                             for pid, (q, p, *_r) in products.items()}, index=ids)
         names = pd.Series({k: DISTRICTS[k][0] for k in ids}) if zs == "districts" else pd.Series({k: k for k in ids})
         parts.append(catalogue_rows(qty, val, zone_set=zs, zone_names=names, units=units, prices=prices,
-                                    sources={}, profile=profile))
+                                    sources=sources, profile=profile))
         body = gep_columns(qty, val, profile)
         area = pd.Series({z: zones[z].area / 1e4 for z in ids})
         body["gep_per_ha"] = body["gep"] / area

@@ -17,7 +17,7 @@ from ecoraster.reporting.audit import audit, write_audit
 from ecoraster.reporting.change import compare_runs, counterfactual_config, landcover_transitions
 from ecoraster.reporting.publish import publish, verify
 
-from .conftest import cpi_factor
+from .conftest import LC_A, LC_B, cpi_factor, make_run, write_catalog
 
 runner = CliRunner()
 F = cpi_factor(2005, 2013)  # 2005 prices → 2013 prices
@@ -70,6 +70,34 @@ def test_change_region_and_split(runs, tmp_path):
     assert "GEP变化" in pd.ExcelFile(tmp_path / "change" / "change.xlsx").sheet_names
     page = (tmp_path / "change" / "change.html").read_text(encoding="utf-8")
     assert "GEP 变化空间分布" in page and page.count("<svg") >= 2
+
+
+def test_change_revalues_market_prices_at_the_later_runs_price(tmp_path):
+    # water conservation: a cost price (5 CNY/m³ of 2005, 7 of 2013) → rebased with the CPI as before;
+    # oxygen: a market price (1000 CNY/t in 2005, 1200 in 2013) → the CPI does not move it: A's 16 t are
+    # revalued at B's 1200 CNY/t = 19,200 CNY (not 16,000 × F)
+    catalog = write_catalog(tmp_path)
+    kinds = {"water_conservation": "cost", "oxygen_release": "market"}
+    a = make_run(tmp_path / "a", catalog, year=2005, lc_id="lc_2005", lc=LC_A, wc_price=5.0, kinds=kinds)
+    b = make_run(tmp_path / "b", catalog, year=2013, lc_id="lc_2013", lc=LC_B, wc_price=7.0, o2_price=1200.0,
+                 kinds=kinds)
+    res = compare_runs(a, b, out_dir=tmp_path / "change", transitions=False)
+    o2 = _row(res.products, "region", "test", "oxygen_release")
+    assert o2["value_a_const"] == pytest.approx(16 * 1200.0) and o2["value_b_const"] == pytest.approx(16 * 1200.0)
+    assert o2["value_change_const"] == pytest.approx(0.0)
+    assert o2["price_basis_a"] == "market price of 2013 (oxygen_release_2013)"
+    wc = _row(res.products, "region", "test", "water_conservation")
+    assert wc["value_a_const"] == pytest.approx(6000.0 * F) and wc["price_basis_a"] == "cpi"
+    g = _row(res.gep, "region", "test")
+    assert g["gep_a_const"] == pytest.approx(6000.0 * F + 19200.0)
+    # the difference raster of oxygen: 1 t per pixel in both runs at 1200 CNY/t → 0 everywhere
+    with rasterio.open(tmp_path / "change" / "rasters" / "oxygen_release_value_change.tif") as src:
+        assert np.allclose(src.read(1), 0.0, atol=1e-3)
+    # priced in a year no run has: the market rows fall back to the CPI, flagged
+    other = compare_runs(a, b, price_year=2010, transitions=False, rasters=False)
+    o2 = _row(other.products, "region", "test", "oxygen_release")
+    assert o2["price_basis_a"].startswith("cpi (market price: no run priced in 2010")
+    assert o2["value_a_const"] == pytest.approx(16000.0 * cpi_factor(2005, 2010))
 
 
 def test_change_cli_and_price_year(runs, tmp_path):

@@ -59,11 +59,11 @@ def test_demo_window_2005_2013(tmp_path):
     # config also runs services the 2005 one does not (flood, climate, water purification, soil), whose
     # whole value is "other" change
     assert gep["gep_change_landcover"] + gep["gep_change_other"] == pytest.approx(gep["gep_change_const"], rel=1e-9)
-    # Known gap (closing note): eco change deflates every price by the CPI, also the market and fee prices
-    # that issue 15 no longer CPI-rebases (the carbon market price used as is in both years), which leaves
-    # ≈ 0.03 % of GEP as "other" change here; the bound is 0.1 % until change.py follows the price kinds
+    # market and fee prices (carbon, pollutant fees) are revalued at the 2013 run's unit prices, not
+    # CPI-inflated, so the products of both runs keep no price-made "other" change (float32 rounding only)
     common = region.dropna(subset=["value_a_const", "value_b_const"])
-    assert abs(common["change_other"].sum()) < 1e-3 * gep["gep_b_const"]
+    assert abs(common["change_other"].sum()) < 1e-5 * gep["gep_b_const"], common["change_other"].abs().nlargest(3).to_dict()
+    assert region.loc["carbon_sequestration", "price_basis_a"].startswith("market price of 2013")
     meta = json.loads((out / "change.json").read_text(encoding="utf-8"))
     # the difference raster covers the counted products of both runs (a product of one run has no pair)
     both = counted.dropna(subset=["value_a_const", "value_b_const"])
