@@ -161,12 +161,15 @@ def validate_plan(plan: RunPlan, services: list[str] | None = None,
     from ..accounting.valuation import check_valuation
 
     chosen = plan.chosen(services)
-    # checksums, valid_years and the block layout of every file the run reads (no pixel decoded)
-    issues: list[Issue] = dataset_issues(plan, [s for s in chosen if s in plan.config.services], memo)
+    # checksums, valid_years; every block of every input raster under the grid lies in its file and decodes
+    issues: list[Issue] = dataset_issues(plan, [s for s in chosen if s in plan.config.services], memo, decode=True)
+    damaged = {i.keys[1] for i in issues if i.keys[:1] == ("datasets",)}  # reported once, above
     for sid in chosen:
         if sid not in plan.config.services:
             issues.append(Issue(("services", sid), "not configured in this run"))
             continue
+        if damaged & {v for v in plan.config.services[sid].inputs.values() if isinstance(v, str)}:
+            continue  # its checks would only read the damaged file again
         try:
             module = get_service(sid)
             ctx = service_context(plan, sid, Path("."), None)
@@ -179,7 +182,8 @@ def validate_plan(plan: RunPlan, services: list[str] | None = None,
         except EcorasterError as exc:
             issues.append(Issue(("services", sid), str(exc)))
         except Exception as exc:  # validation must report, never crash
-            issues.append(Issue(("services", sid), f"validation failed unexpectedly: {exc!r}"))
+            cause = f" ({exc.__cause__})" if exc.__cause__ else ""  # GDAL's reason behind a rasterio error
+            issues.append(Issue(("services", sid), f"validation failed unexpectedly: {exc!r}{cause}"))
     for name in plan.config.zones:
         issues.extend(_validate_zones(plan, name))
     issues.extend(check_valuation(plan, [s for s in chosen if s in plan.config.services]))
@@ -260,10 +264,11 @@ def verify_inputs(state: RunState) -> dict[str, str]:
     """The files of the run, before any computation (:mod:`.verify`): declared checksums,
     ``valid_years``, and every block under the run grid of every input raster decodes.
 
-    Hashes and decoded windows are remembered in ``<workspace>/.cache/verified.json`` by each
-    file's fingerprint, so an unchanged file is read once (and its sha256, with ``checksums``,
-    goes into the manifest from there). Returns ``{dataset id: fingerprint}`` of the local
-    files; raises :class:`ValidationFailed` listing every problem.
+    Hashes and decoded windows are kept in ``state.verified`` (the manifest takes each sha256
+    from there) and remembered in ``<workspace>/.cache/verified.json`` by each file's
+    fingerprint when the run commits (:func:`finish`), so an unchanged file is read once.
+    Returns ``{dataset id: fingerprint}`` of the local files; raises :class:`ValidationFailed`
+    listing every problem.
     """
     plan, memo = state.plan, state.verified
     issues = dataset_issues(plan, state.services, memo, decode=True, hash_all=state.checksums, years=False)
@@ -274,7 +279,6 @@ def verify_inputs(state: RunState) -> dict[str, str]:
         uri = plan.catalog.get(ds_id).uri
         if "://" not in uri and Path(uri).exists():
             seen[ds_id] = memo.get(uri, {}).get("fingerprint") or file_fingerprint(uri)
-    state.workspace.write_memo(MEMO, memo)
     return seen
 
 
@@ -419,6 +423,7 @@ def finish(state: RunState, outcomes: list[StageOutcome], *, extra_manifest: dic
         elif isinstance(o, ProductsOutcome):
             result.products = {k: ws.final(v, staging) for k, v in o.products.items()}
     if not computed and not staged_anything and ws.run_json().is_file():
+        ws.write_memo(MEMO, state.verified)
         Workspace.discard(staging)
         result.changed = False
         result.outcomes = outcomes
@@ -433,6 +438,7 @@ def finish(state: RunState, outcomes: list[StageOutcome], *, extra_manifest: dic
                 **relative_to_workspace(manifest, staging, ws.root), "paths_relative_to": "workspace"}
     ws.write_json(ws.run_json(staging), manifest)
     ws.commit(staging)
+    ws.write_memo(MEMO, state.verified)  # hashes of the inputs of a committed run (a failed run leaves none)
     store = state.store
     for o in computed:
         outputs = [ws.final(p, staging) for p in o.outputs if _inside(p, staging)]

@@ -13,16 +13,17 @@ catalogued price table — :func:`used_datasets`):
   and the run year — unless the run config lists the id in ``allow_outside_years``, when it
   is a warning (the convention of prices' ``outside_years``).
 - **blocks** — every block of a local GeoTIFF (full resolution and overviews) lies inside the
-  file (:func:`~ecoraster.io.integrity.layout_problem`, metadata only); with ``decode``
-  (``eco run``) every full-resolution block under the run grid decodes
-  (:func:`~ecoraster.io.integrity.decode_problem`).
+  file (:func:`~ecoraster.io.integrity.layout_problem`, metadata only), and with ``decode``
+  (``eco validate``, ``eco run``) every full-resolution block under the run grid decodes
+  (:func:`~ecoraster.io.integrity.decode_problem`): a damaged tile that a sampled read from
+  the overviews would miss is found before any computation.
 
 Hashing and decoding cost a full read. Each is done once per file version: the result is
 remembered in ``memo`` — ``<workspace>/.cache/verified.json`` for a run, ``{uri:
 {"fingerprint", "sha256", "decoded": [windows]}}`` — keyed by the file's fingerprint (size,
 mtime and its first and last MiB, :func:`~ecoraster.pipeline.cache.file_fingerprint`). A
 changed file gets a new fingerprint and is hashed and decoded again. ``eco validate`` has no
-workspace: it hashes declared checksums on every call and decodes nothing.
+workspace: it hashes (declared checksums) and decodes on every call.
 """
 
 from __future__ import annotations
