@@ -190,10 +190,13 @@ def _sample(path: str, band: int, max_side: int = 512) -> tuple[np.ndarray, floa
     """A decimated read of one band (GDAL serves it from overviews when present)."""
     import rasterio
 
+    from .io.integrity import checked_read
+
     with rasterio.open(path) as src:
         factor = max(1, math.ceil(max(src.height, src.width) / max_side))
         shape = (max(1, src.height // factor), max(1, src.width // factor))
-        return src.read(band, out_shape=shape, resampling=rasterio.enums.Resampling.nearest), src.nodata, src
+        return (checked_read(src, band, out_shape=shape, resampling=rasterio.enums.Resampling.nearest),
+                src.nodata, src)
 
 
 def grid_coverage(ctx: ServiceContext, input_id: str) -> float:

@@ -99,6 +99,8 @@ class RunConfig(_Strict):
     prices: str | None = None
     # named price option per product (e.g. {carbon_sequestration: shadow}); default: the price table's
     price_options: dict[str, str] = Field(default_factory=dict)
+    # catalogue ids this run reads outside their `valid_years` on purpose (warned, not refused)
+    allow_outside_years: list[str] = Field(default_factory=list)
     dask: DaskConfig = Field(default_factory=DaskConfig)
     source_path: str | None = None
 

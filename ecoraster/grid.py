@@ -26,6 +26,7 @@ from affine import Affine
 from dask.base import tokenize
 from rasterio.crs import CRS
 from rasterio.enums import Resampling as RioResampling
+from rasterio.errors import RasterioError
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
@@ -37,6 +38,7 @@ from .errors import (
     NodataUndefinedError,
     NoOverlapError,
 )
+from .io.integrity import checked_read, read_error
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +311,7 @@ def _read_chunk(
             rs0, cs0 = max(r_src0, 0), max(c_src0, 0)
             rs1, cs1 = min(r_src0 + h, info.shape[0]), min(c_src0 + w, info.shape[1])
             if rs1 > rs0 and cs1 > cs0:
-                block = src.read(info.band, window=Window(cs0, rs0, cs1 - cs0, rs1 - rs0))
+                block = checked_read(src, info.band, window=Window(cs0, rs0, cs1 - cs0, rs1 - rs0))
                 if np.isnan(info.nodata):
                     invalid = np.isnan(block)
                 else:
@@ -320,17 +322,20 @@ def _read_chunk(
                 target[...] = block.astype(dtype, copy=False)
                 target[invalid] = dst_nodata
         else:
-            reproject(
-                source=rasterio.band(src, info.band),
-                destination=out,
-                src_crs=info.crs,
-                src_transform=info.transform,
-                src_nodata=info.nodata,
-                dst_transform=grid.window_transform(row0, col0),
-                dst_crs=grid.crs,
-                dst_nodata=dst_nodata,
-                resampling=RESAMPLING[resampling],
-            )
+            try:
+                reproject(
+                    source=rasterio.band(src, info.band),
+                    destination=out,
+                    src_crs=info.crs,
+                    src_transform=info.transform,
+                    src_nodata=info.nodata,
+                    dst_transform=grid.window_transform(row0, col0),
+                    dst_crs=grid.crs,
+                    dst_nodata=dst_nodata,
+                    resampling=RESAMPLING[resampling],
+                )
+            except RasterioError as exc:  # a block of the source that GDAL cannot read: one line
+                raise read_error(info.path, exc, None, src.block_shapes[0], (src.height, src.width)) from None
     return out
 
 
@@ -436,7 +441,7 @@ def _read_bands_chunk(path: str, shape: tuple[int, int], nodata: tuple[float, ..
     if a1 <= a0 or b1 <= b0:
         return out
     with rasterio.open(path) as src:
-        data = src.read(list(range(1, n + 1)), window=Window(b0, a0, b1 - b0, a1 - a0))
+        data = checked_read(src, list(range(1, n + 1)), window=Window(b0, a0, b1 - b0, a1 - a0))
     target = out[:, a0 - rs0:a1 - rs0, b0 - cs0:b1 - cs0]
     target[...] = data
     for b, nd in enumerate(nodata):

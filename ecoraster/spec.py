@@ -55,6 +55,9 @@ class InputSpec(_Frozen):
     categorical: bool = False
     resampling: Resampling | None = None
     columns: dict[str, str] | None = None  # table: column -> units
+    #: the input describes the accounting year: its catalogue ``valid_years``, if declared, must
+    #: include the run's year. False for an input of another year by design (a baseline).
+    accounting_year: bool = True
 
 
 class ParameterSpec(_Frozen):

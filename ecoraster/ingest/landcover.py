@@ -26,6 +26,7 @@ from rasterio.windows import Window
 
 from ..errors import MissingFileError, MissingLookupValuesError, TableError
 from ..grid import DEFAULT_CHUNK, Grid, align_to, inspect_source
+from ..io.integrity import checked_read
 from ..resources import config_dirs, config_path
 from ..kernels.ingest_lookup import build_dense_lut, reclassify_block, uncovered_mask
 from ._common import georef
@@ -200,7 +201,7 @@ def check_codes(
         for row0 in range(0, src.height, chunk):
             for col0 in range(0, src.width, chunk):
                 win = Window(col0, row0, min(chunk, src.width - col0), min(chunk, src.height - row0))
-                block = src.read(band, window=win)
+                block = checked_read(src, band, window=win)
                 valid = block != nd_value if has_nd else np.ones(block.shape, dtype=bool)
                 vals, n = np.unique(block[valid], return_counts=True)
                 counts.update(dict(zip(vals.tolist(), n.tolist())))

@@ -32,11 +32,12 @@ from ..accounting.valuation import Valued, valuation_report
 from ..config import RunPlan
 from ..context import ServiceContext
 from ..datasets import file_sha256
-from ..errors import CatalogError, EcorasterError, ValidationFailed
+from ..errors import EcorasterError, ValidationFailed
 from ..provenance import relative_to_workspace, software_provenance
 from ..registry import get_service
 from ..spec import Issue, ServiceResult
 from .cache import CacheStore, RunKeys, file_fingerprint, run_keys
+from .verify import MEMO, dataset_issues, used_datasets, year_issues
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class RunState:
     keys: RunKeys
     reuse: bool = True
     checksums: bool = True
+    #: hashes and decoded windows of the run's input files (:mod:`.verify`), ``.cache/verified.json``
+    verified: dict[str, Any] = field(default_factory=dict)
 
     @property
     def store(self) -> CacheStore:
@@ -150,16 +153,23 @@ def service_context(plan: RunPlan, service_id: str, out_dir: Path, progress: Pro
     )
 
 
-def validate_plan(plan: RunPlan, services: list[str] | None = None) -> list[Issue]:
-    """Every problem of a resolved run, without computing anything. Never raises."""
+def validate_plan(plan: RunPlan, services: list[str] | None = None,
+                  memo: dict[str, Any] | None = None) -> list[Issue]:
+    """Every problem of a resolved run, without computing anything. Never raises.
+
+    ``memo``: hashes of input files already verified (:mod:`.verify`); updated in place."""
     from ..accounting.valuation import check_valuation
 
-    issues: list[Issue] = []
     chosen = plan.chosen(services)
+    # checksums, valid_years; every block of every input raster under the grid lies in its file and decodes
+    issues: list[Issue] = dataset_issues(plan, [s for s in chosen if s in plan.config.services], memo, decode=True)
+    damaged = {i.keys[1] for i in issues if i.keys[:1] == ("datasets",)}  # reported once, above
     for sid in chosen:
         if sid not in plan.config.services:
             issues.append(Issue(("services", sid), "not configured in this run"))
             continue
+        if damaged & {v for v in plan.config.services[sid].inputs.values() if isinstance(v, str)}:
+            continue  # its checks would only read the damaged file again
         try:
             module = get_service(sid)
             ctx = service_context(plan, sid, Path("."), None)
@@ -172,7 +182,8 @@ def validate_plan(plan: RunPlan, services: list[str] | None = None) -> list[Issu
         except EcorasterError as exc:
             issues.append(Issue(("services", sid), str(exc)))
         except Exception as exc:  # validation must report, never crash
-            issues.append(Issue(("services", sid), f"validation failed unexpectedly: {exc!r}"))
+            cause = f" ({exc.__cause__})" if exc.__cause__ else ""  # GDAL's reason behind a rasterio error
+            issues.append(Issue(("services", sid), f"validation failed unexpectedly: {exc!r}{cause}"))
     for name in plan.config.zones:
         issues.extend(_validate_zones(plan, name))
     issues.extend(check_valuation(plan, [s for s in chosen if s in plan.config.services]))
@@ -223,63 +234,51 @@ def prepare(plan: RunPlan, workspace: str | Path | Workspace, *, services: list[
     work), remove staging folders of dead runs and open a staging folder (or use ``staging``).
 
     Validation (which may read every class raster once) is skipped when every step is cached
-    (:func:`everything_cached`): nothing will be computed from inputs a committed run validated."""
+    (:func:`everything_cached`): nothing will be computed from inputs a committed run validated
+    (the run's year is still checked against the inputs' ``valid_years``; :func:`verify_inputs`
+    still checks every file)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    memo = ws.read_memo(MEMO)
     chosen = plan.chosen(services)
     unknown = [s for s in chosen if s not in plan.config.services]
     issues = [Issue(("services", s), "not configured in this run") for s in unknown]
     if issues:
         raise ValidationFailed(issues)
     keys = run_keys(plan, chosen)
-    if not (reuse and everything_cached(plan, ws, keys)):
-        issues = validate_plan(plan, chosen)
-        if issues:
-            raise ValidationFailed(issues)
+    if reuse and everything_cached(plan, ws, keys):
+        issues = year_issues(plan, chosen)  # valid_years are not part of any step's key
+    else:
+        issues = validate_plan(plan, chosen, memo)
+    if issues:
+        raise ValidationFailed(issues)
     ws.root.mkdir(parents=True, exist_ok=True)
     if (finished := ws.recover()) is not None:
         log.warning("finished the interrupted commit of %s", finished)
     for folder in ws.remove_dead_staging():
         log.warning("removed the staging folder of a dead run: %s", folder)
     return RunState(plan=plan, workspace=ws, staging=staging or ws.new_staging(), services=chosen, keys=keys,
-                    reuse=reuse, checksums=checksums)
-
-
-def used_datasets(plan: RunPlan, services: list[str]) -> list[str]:
-    """Catalogue ids a run reads: service inputs, zone sets, the grid template, a catalogued price table."""
-    ids = {str(v) for sid in services for v in plan.config.services[sid].inputs.values() if isinstance(v, str)}
-    ids |= {zs.dataset for zs in plan.config.zones.values()}
-    if plan.config.grid.like:
-        ids.add(plan.config.grid.like)
-    if plan.config.prices and plan.config.prices in plan.catalog:
-        ids.add(plan.config.prices)
-    return sorted(i for i in ids if i in plan.catalog)
+                    reuse=reuse, checksums=checksums, verified=memo)
 
 
 def verify_inputs(state: RunState) -> dict[str, str]:
-    """Check every input a run reads against its declared ``checksum`` (full sha256).
+    """The files of the run, before any computation (:mod:`.verify`): declared checksums,
+    ``valid_years``, and every block under the run grid of every input raster decodes.
 
-    The sha256 of a file is remembered in ``<workspace>/.cache/verified.json`` by its cheap
-    fingerprint, so an unchanged file is hashed once. Returns ``{dataset id: fingerprint}``;
-    raises :class:`CatalogError` (file, field, value) on a mismatch.
+    Hashes and decoded windows are kept in ``state.verified`` (the manifest takes each sha256
+    from there) and remembered in ``<workspace>/.cache/verified.json`` by each file's
+    fingerprint when the run commits (:func:`finish`), so an unchanged file is read once.
+    Returns ``{dataset id: fingerprint}`` of the local files; raises :class:`ValidationFailed`
+    listing every problem.
     """
-    plan = state.plan
-    memo = state.workspace.read_memo("verified.json")
+    plan, memo = state.plan, state.verified
+    issues = dataset_issues(plan, state.services, memo, decode=True, hash_all=state.checksums, years=False)
+    if issues:
+        raise ValidationFailed(issues)
     seen: dict[str, str] = {}
     for ds_id in used_datasets(plan, state.services):
-        entry = plan.catalog.get(ds_id)
-        entry.check_exists()
-        if "://" in entry.uri:
-            continue
-        fp = file_fingerprint(entry.uri)
-        seen[ds_id] = fp
-        if not entry.checksum or Path(entry.uri).is_dir():
-            continue
-        digest = memo.get(entry.uri, {}).get(fp) or "sha256:" + file_sha256(entry.uri)
-        if digest != entry.checksum:
-            raise CatalogError(f"datasets.{ds_id}.checksum: {entry.uri} has {digest}, "
-                               f"catalogue says {entry.checksum}")
-        memo[entry.uri] = {fp: digest}
-    state.workspace.write_memo("verified.json", memo)
+        uri = plan.catalog.get(ds_id).uri
+        if "://" not in uri and Path(uri).exists():
+            seen[ds_id] = memo.get(uri, {}).get("fingerprint") or file_fingerprint(uri)
     return seen
 
 
@@ -424,6 +423,7 @@ def finish(state: RunState, outcomes: list[StageOutcome], *, extra_manifest: dic
         elif isinstance(o, ProductsOutcome):
             result.products = {k: ws.final(v, staging) for k, v in o.products.items()}
     if not computed and not staged_anything and ws.run_json().is_file():
+        ws.write_memo(MEMO, state.verified)
         Workspace.discard(staging)
         result.changed = False
         result.outcomes = outcomes
@@ -438,6 +438,7 @@ def finish(state: RunState, outcomes: list[StageOutcome], *, extra_manifest: dic
                 **relative_to_workspace(manifest, staging, ws.root), "paths_relative_to": "workspace"}
     ws.write_json(ws.run_json(staging), manifest)
     ws.commit(staging)
+    ws.write_memo(MEMO, state.verified)  # hashes of the inputs of a committed run (a failed run leaves none)
     store = state.store
     for o in computed:
         outputs = [ws.final(p, staging) for p in o.outputs if _inside(p, staging)]
@@ -457,13 +458,17 @@ def _payload(state: RunState, o: StageOutcome) -> dict[str, Any]:
     return {}
 
 
-def _inputs_used(plan: RunPlan, services: list[str], checksums: bool) -> dict[str, Any]:
+def _inputs_used(plan: RunPlan, services: list[str], checksums: bool,
+                 verified: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Catalogue entry of every input, with the file's sha256 (``checksums``; from the hashes
+    :func:`verify_inputs` took, when it did)."""
     used: dict[str, Any] = {}
     for ds_id in used_datasets(plan, services):
         entry = plan.catalog.get(ds_id)
         info = entry.model_dump(exclude_none=True)
         if checksums and "://" not in entry.uri and Path(entry.uri).is_file():
-            info["sha256"] = file_sha256(entry.uri)
+            known = (verified or {}).get(entry.uri, {}).get("sha256")
+            info["sha256"] = known.removeprefix("sha256:") if known else file_sha256(entry.uri)
         used[ds_id] = info
     return used
 
@@ -533,7 +538,7 @@ def _manifest(state: RunState, result: RunResult, outcomes: list[StageOutcome], 
         "config": config,
         "grid": plan.grid.to_dict(),
         "services": state.services,
-        "inputs": _inputs_used(plan, state.services, state.checksums),
+        "inputs": _inputs_used(plan, state.services, state.checksums, state.verified),
         "results": {sid: res.to_dict() for sid, res in result.services.items()},
         "zonal_tables": {k: str(v) for k, v in result.zonal_tables.items()},
         "mass_balance": mass_balance,

@@ -235,13 +235,8 @@ class Workspace:
                     _held[key] -= 1
             return
         created = not self.root.exists()
-        self.root.mkdir(parents=True, exist_ok=True)
         lock_path = self.root / LOCK_NAME
-        with open(lock_path, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise EcorasterError(f"{lock_path}: another run is writing this workspace") from None
+        with self._locked_file(lock_path) as fh:
             with _held_guard:
                 _held[key] = 1
             try:
@@ -251,8 +246,32 @@ class Workspace:
                     _held.pop(key, None)
                 if created and [p.name for p in self.root.iterdir()] == [LOCK_NAME]:
                     lock_path.unlink(missing_ok=True)  # a run refused before writing leaves no folder
-                    self.root.rmdir()
+                    with contextlib.suppress(OSError):  # unless another run has put something in it since
+                        self.root.rmdir()
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _locked_file(self, lock_path: Path):
+        """``lock_path`` opened and flock-ed (exclusive, non-blocking). A run refused before writing
+        removes the lock file of the folder it created; a file locked just after that removal is
+        no lock at all, so the lock is taken again on the file now at ``lock_path``."""
+        for _ in range(5):
+            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                fh = open(lock_path, "a+")
+            except FileNotFoundError:
+                continue  # the folder went with a refused run's clean-up: make it again
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                raise EcorasterError(f"{lock_path}: another run is writing this workspace") from None
+            try:
+                if os.fstat(fh.fileno()).st_ino == os.stat(lock_path).st_ino:
+                    return fh
+            except FileNotFoundError:
+                pass
+            fh.close()
+        raise EcorasterError(f"{lock_path}: the lock file keeps being removed; is another run starting here?")
 
     # -- small JSON memos under .cache ------------------------------------------------------------
 

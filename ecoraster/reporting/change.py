@@ -84,7 +84,9 @@ def counterfactual_config(later, earlier_landcover: str):
             continue
         inputs = {k: (earlier_landcover if v == current else v) for k, v in (s.get("inputs") or {}).items()}
         services[sid] = {**s, "inputs": inputs}
-    raw = {**raw, "services": services}
+    # the earlier land cover is read in the later year on purpose (its valid_years are the earlier run's)
+    allowed = sorted({*raw.get("allow_outside_years", []), earlier_landcover})
+    raw = {**raw, "services": services, "allow_outside_years": allowed}
     return RunConfig.model_validate(raw)
 
 

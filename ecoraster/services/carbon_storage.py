@@ -41,7 +41,7 @@ SPEC = ServiceSpec(
     reference="InVEST User's Guide, Carbon Storage and Sequestration; pools in Mg C/ha per class",
     inputs=(
         InputSpec(id="lulc_bas", kind="raster", about="baseline land-use / land-cover classes",
-                  units="class", categorical=True, resampling="mode"),
+                  units="class", categorical=True, resampling="mode", accounting_year=False),
         InputSpec(id="lulc_alt", kind="raster", about="alternate land-use / land-cover classes",
                   units="class", categorical=True, resampling="mode", required=False),
         InputSpec(id="carbon_pools", kind="table",

@@ -232,9 +232,11 @@ def screen_range(path: str, band: int, nodata: float) -> tuple[float, float]:
     units; stray negative pixels are made nodata by the kernels anyway."""
     import rasterio
 
+    from ..io.integrity import checked_read
+
     with rasterio.open(path) as src:
         shape = (min(src.height, SCREEN_SIZE), min(src.width, SCREEN_SIZE))
-        data = src.read(band, out_shape=shape).astype(np.float64)
+        data = checked_read(src, band, out_shape=shape).astype(np.float64)
     valid = ~np.isnan(data) & (data != nodata)
     if not valid.any():
         return math.nan, math.nan

@@ -67,3 +67,40 @@ def mini(tmp_path: Path) -> Path:
           z: {dataset: z, id_field: zid}
     """), encoding="utf-8")
     return folder
+
+
+def write_tiled_with_overviews(path: Path, array: np.ndarray, *, res: float, block: int = 256,
+                               nodata: float = -1.0) -> Path:
+    """A tiled, DEFLATE-compressed GeoTIFF at ``TEST_ORIGIN`` with overviews 2, 4, 8 (a sampled
+    read of it is served from the overviews)."""
+    import rasterio
+    from affine import Affine
+    from rasterio.enums import Resampling
+
+    from ..conftest import TEST_CRS
+
+    profile = dict(driver="GTiff", width=array.shape[1], height=array.shape[0], count=1, dtype=array.dtype,
+                   crs=TEST_CRS, transform=Affine(res, 0, TEST_ORIGIN[0], 0, -res, TEST_ORIGIN[1]),
+                   nodata=nodata, tiled=True, blockxsize=block, blockysize=block, compress="deflate")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(array, 1)
+        dst.build_overviews([2, 4, 8], Resampling.average)
+    return path
+
+
+def block_bytes(path: Path, bx: int, by: int) -> tuple[int, int]:
+    """(offset, size) in bytes of the full-resolution block (column ``bx``, row ``by``)."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return (int(src.get_tag_item(f"BLOCK_OFFSET_{bx}_{by}", "TIFF", bidx=1)),
+                int(src.get_tag_item(f"BLOCK_SIZE_{bx}_{by}", "TIFF", bidx=1)))
+
+
+def scramble_block(path: Path, bx: int, by: int) -> None:
+    """Overwrite the compressed bytes of one full-resolution block with 0xFF (same length: the
+    file's layout stays valid, the block no longer decodes)."""
+    offset, size = block_bytes(path, bx, by)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff" * size)

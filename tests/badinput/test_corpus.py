@@ -4,6 +4,7 @@ field, nothing written to a new workspace and nothing changed in an existing one
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from typer.testing import CliRunner
 from ecoraster.cli import app
 
 from ..conftest import TEST_ORIGIN, write_raster
-from .conftest import CATALOG, tree_digest, write_catalog, write_zones
+from .conftest import (CATALOG, block_bytes, scramble_block, tree_digest, write_catalog, write_tiled_with_overviews,
+                       write_zones)
 
 runner = CliRunner()
 X0, Y0 = TEST_ORIGIN
@@ -33,6 +35,32 @@ def _with_pixels(value: float, n: int = 9) -> np.ndarray:
     a = np.full((10, 10), 800.0)
     a.flat[33:33 + n] = value  # row 3, cols 3..
     return a
+
+
+#: a declared checksum no file has
+ZERO_SHA = "sha256:" + "0" * 64
+P_SHA256 = "{p_sha256}"  # replaced by the sha256 of the case's p.tif
+
+
+def _fine_precip(path: Path) -> Path:
+    """800 mm/yr on 1024² px of 300/1024 m (the mini grid's extent), tiled 256, with overviews."""
+    return write_tiled_with_overviews(path, np.full((1024, 1024), 800.0, np.float32), res=300 / 1024)
+
+
+def _corrupt_tile(path: Path) -> None:
+    import rasterio
+
+    scramble_block(_fine_precip(path), 1, 2)
+    with rasterio.open(path) as src:  # the damage is hidden from a sampled read (served from the overviews) …
+        assert src.read(1, out_shape=(512, 512)).min() == 800.0
+        with pytest.raises(rasterio.errors.RasterioIOError):  # … but not from a full-resolution read
+            src.read(1)
+
+
+def _truncated(path: Path) -> None:
+    offset, size = block_bytes(_fine_precip(path), 3, 3)  # the last full-resolution block
+    with open(path, "r+b") as f:
+        f.truncate(offset + size // 2)
 
 
 # name → (break it, text the message must contain)
@@ -60,6 +88,18 @@ CASES = {
     "zones_zero_bytes": (lambda f: (f / "zones.gpkg").write_bytes(b""), "the file is empty (0 bytes)"),
     "zones_csv": (lambda f: ((f / "zones.csv").write_text("zid,x\na,1\n"),
                              _catalog_with(f, z="{kind: vector, uri: zones.csv}")), "a table, not polygons"),
+    "checksum_mismatch": (lambda f: _catalog_with(f, p=f"{{kind: raster, uri: p.tif, units: mm/yr, checksum: '{ZERO_SHA}'}}"),
+                          f"p.tif has sha256:{P_SHA256}, the catalogue says {ZERO_SHA}"),
+    "valid_years_without_run_year": (lambda f: _catalog_with(f, p="{kind: raster, uri: p.tif, units: mm/yr, "
+                                                                  "valid_years: [2018, 2019]}"),
+                                     "datasets.p.valid_years = [2018, 2019] does not include the run year 2020"),
+    # 1024² px of 300/1024 m over the 10 × 10 grid, tiles 256: block (col 1, row 2) = rows 512–767, cols 256–511
+    "tile_corrupt_behind_overviews": (lambda f: _corrupt_tile(f / "p.tif"),
+                                      "p.tif: block (col 1, row 2) of the full resolution (rows 512–767, "
+                                      "cols 256–511) cannot be read (TIFFReadEncodedTile() failed.)"),
+    "raster_truncated": (lambda f: _truncated(f / "p.tif"),
+                         "p.tif: block (col 3, row 3) of the full resolution (rows 768–1023, cols 768–1023) lies at "
+                         "bytes"),
 }
 
 
@@ -67,6 +107,8 @@ CASES = {
 def test_bad_input_refused_before_work(mini, tmp_path, case):
     breaker, expected = CASES[case]
     breaker(mini)
+    # the checksum case names the file's real sha256, worked out here independently
+    expected = expected.replace(P_SHA256, hashlib.sha256((mini / "p.tif").read_bytes()).hexdigest())
     cfg = mini / "run.yaml"
     inputs_before = tree_digest(mini)
 

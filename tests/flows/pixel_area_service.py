@@ -14,8 +14,8 @@ NODATA = -9999.0
 SPEC = ServiceSpec(
     id="test_pixel_area", name="Pixel area (test)", name_zh="像元面积（测试）", about="area of valid pixels",
     category="存量",
-    inputs=(InputSpec(id="lulc", kind="raster", about="land cover", units="class", categorical=True,
-                      resampling="mode"),),
+    inputs=(InputSpec(id="lulc", kind="raster", about="land cover (of any year)", units="class", categorical=True,
+                      resampling="mode", accounting_year=False),),
     outputs=(OutputSpec(id="area", filename="area.tif", units="m2", about="pixel area", per="pixel",
                         nodata=NODATA),),
 )

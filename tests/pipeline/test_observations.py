@@ -42,6 +42,7 @@ def _config(folder):
            "grid": {"crs": "EPSG:32649", "resolution": 30, "bounds": [798570, 3361860, 807570, 3370860]},
            "chunk": 128, "profile": "mee2020", "prices": "prices_mee2020", "price_year": 2013,
            "services": services, "dask": {"scheduler": "threads"},
+           "allow_outside_years": ["wuhan_lulc_2013"],  # the 2013 land cover stands in for 2015 here
            "zones": {"districts": {"dataset": "wuhan_districts", "id_field": "gb", "name_field": "name"}}}
     path = folder / "wuhan_small_2015.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")

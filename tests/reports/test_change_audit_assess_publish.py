@@ -119,6 +119,7 @@ def test_counterfactual_config_swaps_landcover(runs):
     assert cfg.services["svc"].inputs["ecosystem"] == "lc_2005"
     assert "carbon_storage" not in cfg.services
     assert cfg.year == 2013 and cfg.grid.like == "lc_2013"
+    assert cfg.allow_outside_years == ["lc_2005"]  # the 2005 land cover is read in 2013 on purpose (warned)
 
 
 def test_landcover_transitions_mask():
