@@ -18,6 +18,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from ..allocation import NODATA, allocate, read_statistics
 from ..standards import load_products, load_profile
@@ -168,6 +169,19 @@ def _units(ctx: ServiceContext, input_id: str) -> gpd.GeoDataFrame:
     return units
 
 
+def _product_sources(table: pd.DataFrame, path: str) -> dict[str, dict[str, str]]:
+    """Per product of a statistics table: its file name, the file name with the table's own
+    ``source`` note of that product's rows, and their ``confidence``."""
+    out: dict[str, dict[str, str]] = {}
+    for product, rows in table.groupby("product", sort=False):
+        note = "; ".join(dict.fromkeys(str(v) for v in rows["source"].dropna())) if "source" in rows.columns else ""
+        conf = str(rows["confidence"].dropna().iloc[0]) if "confidence" in rows.columns and \
+            rows["confidence"].notna().any() else ""
+        name = Path(path).name
+        out[str(product)] = {"table": name, "source": f"{name} ({note})" if note else name, "confidence": conf}
+    return out
+
+
 def compute(ctx: ServiceContext) -> ServiceResult:
     """Write ``<product>_qty.tif`` (and ``<product>_value.tif``) for every product of the table
     (and of the scenic-spot table, allocated to the spots' pixels)."""
@@ -181,6 +195,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
                   area_weighted=tuple(ctx.param("area_weighted") or ()), chunk=ctx.chunk,
                   strict=bool(ctx.param("strict")))
     table, src = _prepared(ctx, "statistics", price_year)
+    sources = _product_sources(table, src)
     qty, val, report = allocate(table, _units(ctx, "units"), ctx.param("unit_id_field"), classes.data,
                                 classes.attrs["nodata"], _eligible(ctx), ctx.grid, source=src, **common)
     if ctx.has("spot_statistics") and ctx.has("spots"):
@@ -191,6 +206,7 @@ def compute(ctx: ServiceContext) -> ServiceResult:
                                  "from one table only")
         q2, v2, r2 = allocate(spot_table, _units(ctx, "spots"), ctx.param("spot_id_field"), classes.data,
                               classes.attrs["nodata"], _eligible(ctx), ctx.grid, source=spot_src, **common)
+        sources.update(_product_sources(spot_table, spot_src))
         qty.update(q2)
         val.update(v2)
         report.rows = pd.concat([report.rows, r2.rows], ignore_index=True)
@@ -201,24 +217,24 @@ def compute(ctx: ServiceContext) -> ServiceResult:
     outs, ids = [], []
     for product, arr in qty.items():
         outs.append(RasterOutput(Path(ctx.out_dir) / f"{product}_qty.tif", arr, NODATA, str(qty_units[product]),
-                                 f"{product} allocated from {Path(src).name} [{qty_units[product]}]",
+                                 f"{product} allocated from {sources[product]['table']} [{qty_units[product]}]",
                                  tags={"service": SPEC.id, "kind": "physical", "per": "pixel", "product": product,
                                        "year": str(ctx.year)}, per_class=True))
         ids.append((product, "physical", str(qty_units[product])))
     for product, arr in val.items():
         outs.append(RasterOutput(Path(ctx.out_dir) / f"{product}_value.tif", arr, NODATA, "CNY",
-                                 f"value of {product} allocated from {Path(src).name} [CNY, {price_year} prices]",
+                                 f"value of {product} allocated from {sources[product]['table']} [CNY, {price_year} "
+                                 "prices]",
                                  tags={"service": SPEC.id, "kind": "value", "per": "pixel", "product": product,
                                        "price_year": str(price_year), "year": str(ctx.year)}, per_class=True))
         ids.append((f"{product}_value", "value", "CNY"))
     stats = write_rasters(outs, ctx.grid, progress=ctx.progress)
     result = ServiceResult(service=SPEC.id)
     rows = report.rows
-    meta_src = {"source": f"{Path(src).name}" + (f" ({table['source'].iloc[0]})" if "source" in table.columns else ""),
-                "confidence": str(table["confidence"].iloc[0]) if "confidence" in table.columns else ""}
     for (oid, kind, unit), out in zip(ids, outs):
         st = stats[str(out.path)]
         product = oid.removesuffix("_value")
+        meta_src = {"source": sources[product]["source"], "confidence": sources[product]["confidence"]}
         result.outputs[oid] = OutputRecord(id=oid, path=str(out.path), units=unit, kind=kind, per="pixel",
                                            nodata=NODATA, total=st.total, valid_pixels=st.valid_pixels,
                                            minimum=st.minimum, maximum=st.maximum, product=product,

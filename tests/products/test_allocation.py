@@ -147,3 +147,51 @@ def test_service_mass_balance_numpy_equals_dask(tmp_zh, raster_writer, chunk):
     gdf = gpd.read_parquet(tmp_zh / "ws" / "products" / "towns.parquet").set_index("zone_id")
     assert gdf.loc["C", "agricultural_products_value"] == pytest.approx(100 * 1e4, rel=1e-6)
     assert gdf.loc["C", "gep"] == pytest.approx(100 * 1e4, rel=1e-6)
+
+
+def test_each_product_names_its_own_table(tmp_zh, raster_writer):
+    """Districts table (agriculture) + scenic-spot table (tourism): each catalogue row names the table and the
+    source note its product came from (not the last table read)."""
+    classes = np.full((20, 20), 3, dtype=np.uint8)
+    classes[:, 10:] = 6
+    raster_writer(tmp_zh / "lulc.tif", classes, nodata=255)
+    gpd.GeoDataFrame({"code": ["A"]}, geometry=[box(X0, Y0 - 600, X0 + 600, Y0)], crs=TEST_CRS).to_file(
+        tmp_zh / "towns.gpkg")
+    gpd.GeoDataFrame({"spot": ["S"]}, geometry=[box(X0 + 300, Y0 - 600, X0 + 600, Y0)], crs=TEST_CRS).to_file(
+        tmp_zh / "spots.gpkg")
+    (tmp_zh / "stats.csv").write_text(textwrap.dedent("""\
+        unit_id,product,quantity,quantity_unit,value,value_unit,price_year,source,confidence
+        A,agricultural_products,1000,t,300,万元,2013,farm census,✔
+    """), encoding="utf-8")
+    (tmp_zh / "spot_stats.csv").write_text(textwrap.dedent("""\
+        unit_id,product,quantity,quantity_unit,value,value_unit,price_year,source,confidence
+        S,tourism,5000,visit,200,万元,2013,tourism bureau,◐
+    """), encoding="utf-8")
+    (tmp_zh / "data_catalog.yaml").write_text(textwrap.dedent("""
+        datasets:
+          lulc: {kind: raster, uri: lulc.tif, categorical: true}
+          towns: {kind: vector, uri: towns.gpkg}
+          spots: {kind: vector, uri: spots.gpkg}
+          stats: {kind: table, uri: stats.csv}
+          spot_stats: {kind: table, uri: spot_stats.csv}
+    """), encoding="utf-8")
+    (tmp_zh / "run.yaml").write_text(textwrap.dedent("""
+        region: t
+        year: 2013
+        grid: {like: lulc}
+        chunk: 64
+        services:
+          statistics_allocation:
+            inputs: {statistics: stats, units: towns, classes: lulc, spot_statistics: spot_stats, spots: spots}
+            params: {unit_id_field: code, spot_id_field: spot,
+                     eligible_classes: {agricultural_products: [3], tourism: [3, 6]}}
+    """), encoding="utf-8")
+    pipeline.run(tmp_zh / "run.yaml", tmp_zh / "ws")
+    cat = pd.read_csv(tmp_zh / "ws" / "products" / "catalogue.csv", encoding="utf-8-sig")
+    region = cat[cat["zone_set"] == "region"].set_index("product")
+    assert region.loc["agricultural_products", "price_source"] == "stats.csv (farm census)"
+    assert region.loc["agricultural_products", "confidence"] == "✔"
+    assert region.loc["tourism", "price_source"] == "spot_stats.csv (tourism bureau)"
+    assert region.loc["tourism", "confidence"] == "◐"
+    assert region.loc["agricultural_products", "value_cny"] == pytest.approx(300 * 1e4, rel=1e-6)
+    assert region.loc["tourism", "value_cny"] == pytest.approx(200 * 1e4, rel=1e-6)
