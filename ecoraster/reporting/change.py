@@ -5,14 +5,15 @@ catalogues share):
 
 - quantity change: q_B − q_A (physical unit of the product);
 - value change at constant prices of year Y (default: the later run's price year):
-  V_B × f_B − V_A × f_A. The factor f follows the kind of the price each value used, as the
-  runs' valuation does (``ecoraster.prices``): a cost or shadow price (and a statistics value)
-  is rebased with the CPI, f = CPI(price year → Y) (``configs/prices/cpi_china.csv``, the CPI
-  the runs valued with; gep-methods.md preamble); a fee / tax rate or a market price is a
-  price of its own year that the CPI does not move, so the quantity is revalued at the unit
-  price the run priced in Y used for the same output: f = p_Y / p (column ``price_basis``
-  says which; where no run is priced in Y or it lacks that output, the CPI, flagged). The
-  nominal change V_B − V_A is reported beside it;
+  V_B × f_B − V_A × f_A, each quantity valued at the unit price of Y. Where a run priced in
+  Y (the reference: B, A or C) valued the same output, f = p_Y / p, its unit price over the
+  row's: the reference's valuation already rebased each price by its kind
+  (``ecoraster.prices``: cost and shadow prices with the CPI, fee / tax rates and market
+  prices of their own year as they are, a derived price part by part). Otherwise a cost or
+  shadow price, or a statistics value (no unit price), is rebased with the CPI, f = CPI(price
+  year → Y) (``configs/prices/cpi_china.csv``, the CPI the runs valued with; gep-methods.md
+  preamble); a fee / tax or market price falls back to the CPI too, flagged. Column
+  ``price_basis`` says which. The nominal change V_B − V_A is reported beside it;
 - GEP growth rate: (GEP_B − GEP_A) / GEP_A at constant prices (GEP = Σ value of the products the
   profile counts; also without the contested items);
 - split of the change into land-cover change and everything else, with a counterfactual run C
@@ -184,23 +185,21 @@ def at_constant_prices(catalogue: pd.DataFrame, ws: RunWorkspace, price_year: in
     for source, row_year, f_cpi in zip(out.get("source", pd.Series([None] * len(out))), out["price_year"],
                                        out["cpi_factor"]):
         rec = valued.get(source) if isinstance(source, str) else None
+        ref = ref_valued.get(source) if isinstance(source, str) else None
         kind = (rec or {}).get("kind")
-        if kind not in OWN_YEAR_KINDS:
-            const.append(f_cpi)
-            basis.append("cpi" if rec else "cpi (no unit price recorded)")
-            continue
-        if int(row_year) == price_year:
-            const.append(1.0)
-            basis.append(f"{kind} price of {price_year}")
-            continue
-        ref = ref_valued.get(source)
-        p_row = float(rec.get("factor_cny_per_unit") or 0.0)
-        if ref and ref.get("physical_units") == rec.get("physical_units") and p_row > 0:
+        p_row = float((rec or {}).get("factor_cny_per_unit") or 0.0)
+        if rec and ref and ref.get("physical_units") == rec.get("physical_units") and p_row > 0:
             const.append(float(ref["factor_cny_per_unit"]) / p_row)
-            basis.append(f"{kind} price of {price_year} ({ref.get('price_id')})")
-        else:
+            basis.append(f"unit price of {price_year} ({ref.get('price_id')})")
+        elif int(row_year) == price_year:
+            const.append(1.0)
+            basis.append(f"price of {price_year}")
+        elif kind in OWN_YEAR_KINDS:
             const.append(f_cpi)
             basis.append(f"cpi ({kind} price: no run priced in {price_year} values this output)")
+        else:
+            const.append(f_cpi)
+            basis.append("cpi" if rec else "cpi (no unit price recorded)")
     out["const_factor"] = np.asarray(const, dtype="float64")
     out["price_basis"] = basis
     out["value_const"] = out["value_cny"].astype("float64") * out["const_factor"]
@@ -380,9 +379,9 @@ def compare_runs(run_a: str | os.PathLike | RunWorkspace, run_b: str | os.PathLi
             "constant_price_year": year, "cpi": str(wio.cpi_path(b)), "region": b.region,
             "region_name": b.region_name or b.region, "profile": b.profile,
             "landcover_a": main_landcover(a.config), "landcover_b": main_landcover(b.config),
-            "formula": "value_const = value × CPI(price year → constant price year) for cost / shadow prices and "
-                       "statistics values; quantity × the unit price of the run priced in the constant price year "
-                       "for fee / tax and market prices (price_basis); change_landcover = B − C, "
+            "formula": "value_const = quantity × the unit price of the run priced in the constant price year "
+                       "(p_Y / p × value); else value × CPI(price year → constant price year) (price_basis); "
+                       "change_landcover = B − C, "
                        "change_other = C − A (C: the later run's drivers on the earlier land cover)",
             "reference_run": str(reference.root) if reference is not None else None}
     matrix = pd.DataFrame()

@@ -73,9 +73,9 @@ def test_change_region_and_split(runs, tmp_path):
 
 
 def test_change_revalues_market_prices_at_the_later_runs_price(tmp_path):
-    # water conservation: a cost price (5 CNY/m³ of 2005, 7 of 2013) → rebased with the CPI as before;
-    # oxygen: a market price (1000 CNY/t in 2005, 1200 in 2013) → the CPI does not move it: A's 16 t are
-    # revalued at B's 1200 CNY/t = 19,200 CNY (not 16,000 × F)
+    # each quantity at B's (2013) unit price: oxygen, a market price (1000 CNY/t in 2005, 1200 in 2013) that the
+    # CPI does not move: A's 16 t at 1200 = 19,200 CNY (not 16,000 × F); water conservation, a cost price (5 CNY/m³
+    # in A, 7 in B): A's 1200 m³ at 7 = 8,400 CNY
     catalog = write_catalog(tmp_path)
     kinds = {"water_conservation": "cost", "oxygen_release": "market"}
     a = make_run(tmp_path / "a", catalog, year=2005, lc_id="lc_2005", lc=LC_A, wc_price=5.0, kinds=kinds)
@@ -85,19 +85,22 @@ def test_change_revalues_market_prices_at_the_later_runs_price(tmp_path):
     o2 = _row(res.products, "region", "test", "oxygen_release")
     assert o2["value_a_const"] == pytest.approx(16 * 1200.0) and o2["value_b_const"] == pytest.approx(16 * 1200.0)
     assert o2["value_change_const"] == pytest.approx(0.0)
-    assert o2["price_basis_a"] == "market price of 2013 (oxygen_release_2013)"
+    assert o2["price_basis_a"] == "unit price of 2013 (oxygen_release_2013)"
     wc = _row(res.products, "region", "test", "water_conservation")
-    assert wc["value_a_const"] == pytest.approx(6000.0 * F) and wc["price_basis_a"] == "cpi"
+    assert wc["value_a_const"] == pytest.approx(8400.0) and wc["price_basis_b"] == "unit price of 2013 " \
+        "(water_conservation_2013)"
     g = _row(res.gep, "region", "test")
-    assert g["gep_a_const"] == pytest.approx(6000.0 * F + 19200.0)
+    assert g["gep_a_const"] == pytest.approx(8400.0 + 19200.0)
     # the difference raster of oxygen: 1 t per pixel in both runs at 1200 CNY/t → 0 everywhere
     with rasterio.open(tmp_path / "change" / "rasters" / "oxygen_release_value_change.tif") as src:
         assert np.allclose(src.read(1), 0.0, atol=1e-3)
-    # priced in a year no run has: the market rows fall back to the CPI, flagged
+    # priced in a year no run has: cost prices by the CPI, market prices also, flagged
     other = compare_runs(a, b, price_year=2010, transitions=False, rasters=False)
     o2 = _row(other.products, "region", "test", "oxygen_release")
     assert o2["price_basis_a"].startswith("cpi (market price: no run priced in 2010")
     assert o2["value_a_const"] == pytest.approx(16000.0 * cpi_factor(2005, 2010))
+    wc = _row(other.products, "region", "test", "water_conservation")
+    assert wc["price_basis_a"] == "cpi" and wc["value_a_const"] == pytest.approx(6000.0 * cpi_factor(2005, 2010))
 
 
 def test_change_cli_and_price_year(runs, tmp_path):
