@@ -139,6 +139,7 @@ def mixed(args) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
+    import psutil
     import shapely
 
     from ecoraster.query import ParcelStore, RunWorkspace, SiteValuer
@@ -229,10 +230,14 @@ def mixed(args) -> int:
             firsts = [next((p for p in plan if p[0] == k), None) for k in kinds]
             list(ex.map(send, [p for p in firsts if p is not None] * args.concurrency))
         res["load_avg_before"] = [round(v, 2) for v in os.getloadavg()]
+        procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+        cpu0 = sum(sum(p.cpu_times()[:2]) for p in procs), time.process_time()
         t_all = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as ex:
             answers = list(ex.map(send, plan))
         res["wall_s"] = round(time.perf_counter() - t_all, 2)
+        res["server_cpu_s"] = round(sum(sum(p.cpu_times()[:2]) for p in procs) - cpu0[0], 2)
+        res["client_cpu_s"] = round(time.process_time() - cpu0[1], 2)
         res["load_avg_after"] = [round(v, 2) for v in os.getloadavg()]
     finally:
         server.terminate()

@@ -98,9 +98,10 @@ class QueryService:
             return feature
         import numpy as np
         import shapely
-        from pyproj import Transformer
 
-        tr = Transformer.from_crs(self.ws.grid.crs, target, always_xy=True)
+        from ..query.footprint import transformer
+
+        tr = transformer(self.ws.grid.crs, target)
         geom = shapely.geometry.shape(feature["geometry"])
         geom = shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
         return {**feature, "geometry": shapely.geometry.mapping(geom)}
@@ -357,3 +358,19 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+#: Environment variable through which ``eco serve --workers N`` hands each worker process its
+#: run: JSON ``{"workspace": path, "max_area_ha": float | null}``.
+SERVE_ENV = "ECORASTER_SERVE"
+
+
+def app_from_env() -> FastAPI:
+    """The app of the run named by :data:`SERVE_ENV` (uvicorn's factory for several workers)."""
+    import json
+
+    raw = os.environ.get(SERVE_ENV)
+    if not raw:
+        raise QueryError(f"environment variable {SERVE_ENV} is not set (start the server with eco serve)")
+    spec = json.loads(raw)
+    return create_app(spec["workspace"], max_area_ha=spec.get("max_area_ha", DEFAULT_MAX_AREA_HA))

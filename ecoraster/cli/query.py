@@ -4,6 +4,7 @@ over a finished run (registered into ``eco`` by :func:`register`)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -237,18 +238,32 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
         port: int = typer.Option(8000, "--port", help="port"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
+        workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                    help="server processes (each loads the parcel table; more than one "
+                                         "uses more cores for parallel requests)"),
     ) -> None:
         """Serve the HTTP API (OpenAPI at /docs) and the map page (/) for a run."""
         import uvicorn
 
-        from ..api.app import create_app
+        from ..api.app import SERVE_ENV, create_app
 
         try:
-            api = create_app(workspace, year=year, max_area_ha=max_area_ha)
+            if workers == 1:
+                api = create_app(workspace, year=year, max_area_ha=max_area_ha)
+            else:  # each worker process builds its app from the environment (uvicorn needs an import string)
+                from ..query import RunWorkspace
+
+                root = RunWorkspace.open(workspace, year).root  # refuse a bad workspace here, once
+                os.environ[SERVE_ENV] = json.dumps({"workspace": str(root), "max_area_ha": max_area_ha})
         except EcorasterError as exc:
             _fail(exc, False)
-        typer.echo(f"map: http://{host}:{port}/   API docs: http://{host}:{port}/docs", err=True)
-        uvicorn.run(api, host=host, port=port, log_level="warning")
+        typer.echo(f"map: http://{host}:{port}/   API docs: http://{host}:{port}/docs"
+                   + (f"   ({workers} worker processes)" if workers > 1 else ""), err=True)
+        if workers == 1:
+            uvicorn.run(api, host=host, port=port, log_level="warning")
+        else:
+            uvicorn.run("ecoraster.api.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                        log_level="warning")
 
     @app.command("parcels-to-postgis")
     def parcels_to_postgis(
