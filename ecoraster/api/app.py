@@ -93,13 +93,13 @@ class QueryService:
         """Reproject a feature's geometry from the grid CRS to ``crs`` (EPSG:4326/4490)."""
         if not crs or feature.get("geometry") is None:
             return feature
+        from ..query.footprint import as_pyproj_crs, transformer
+
         label, target = normalise_crs(crs, self.ws.grid.crs, "crs")
-        if target == self.ws.grid.crs:
+        if target is as_pyproj_crs(self.ws.grid.crs):
             return feature
         import numpy as np
         import shapely
-
-        from ..query.footprint import transformer
 
         tr = transformer(self.ws.grid.crs, target)
         geom = shapely.geometry.shape(feature["geometry"])

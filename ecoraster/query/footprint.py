@@ -105,8 +105,9 @@ def _crs_name(obj: Any) -> str | None:
     return str(obj)
 
 
-def normalise_crs(name: str, grid_crs: CRS, source: str = "footprint") -> tuple[str, CRS]:
+def normalise_crs(name: str, grid_crs: Any, source: str = "footprint") -> tuple[str, CRS]:
     """``(label, CRS)`` for an accepted CRS name; :class:`FootprintError` for any other."""
+    grid_crs = as_pyproj_crs(grid_crs)
     text = str(name).strip()
     upper = text.upper()
     if upper in ("CRS84", "OGC:CRS84", "URN:OGC:DEF:CRS:OGC:1.3:CRS84", "URN:OGC:DEF:CRS:OGC::CRS84"):
