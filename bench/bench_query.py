@@ -203,6 +203,7 @@ def mixed(args) -> int:
             time.sleep(0.2)
         res["server_start_s"] = round(time.perf_counter() - t0, 2)
         local = threading.local()
+        server_ms: list[float] = []  # a footprint's valuation time inside the server (elapsed_ms)
 
         def send(item):
             kind, method, url, kw, want = item
@@ -222,6 +223,7 @@ def mixed(args) -> int:
                     note = f"error format: {body}"
             elif kind.startswith("footprint"):
                 body = r.json()
+                server_ms.append(body["elapsed_ms"])
                 if body["gep_lost"] != expected[body["name"]]:
                     note = f"{body['name']}: gep_lost {body['gep_lost']!r} != library {expected[body['name']]!r}"
             return kind, ms, r.status_code, want, note
@@ -229,6 +231,7 @@ def mixed(args) -> int:
         with ThreadPoolExecutor(args.concurrency) as ex:  # warm-up: every kind once per thread
             firsts = [next((p for p in plan if p[0] == k), None) for k in kinds]
             list(ex.map(send, [p for p in firsts if p is not None] * args.concurrency))
+        server_ms.clear()
         res["load_avg_before"] = [round(v, 2) for v in os.getloadavg()]
         procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
         cpu0 = sum(sum(p.cpu_times()[:2]) for p in procs), time.process_time()
@@ -259,6 +262,7 @@ def mixed(args) -> int:
                       if any(a[0] == k for a in answers)}
     fp = [ms for kind, ms, *_ in answers if kind.startswith("footprint")]
     res["footprint_all"] = summary(fp)
+    res["footprint_valuation_in_server"] = summary(server_ms)
     res["footprint_p95_target_met"] = res["footprint_all"]["p95_ms"] < FOOTPRINT_P95_TARGET_MS
     res["problems"] = problems[:20]
     res["n_problems"] = len(problems)

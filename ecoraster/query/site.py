@@ -29,21 +29,17 @@ smaller share (``partly_outside``); one with no data at all is always refused
 (``outside_region``).
 
 Concurrency. A :class:`SiteValuer` may be shared by threads (the API's worker threads):
-rasterio datasets are not thread-safe, so each valuation borrows a whole set of open
-datasets from a pool (:class:`DatasetPool`, one set per concurrent request, kept open so
-their GDAL block caches stay warm), and the coverage fractions come from a numba kernel
-that runs without the GIL (:func:`ecoraster.kernels.coverage.window_coverage`).
+the rasters are read through a :class:`~ecoraster.query.rasters.WindowReader` (a pool of
+open datasets, one set per thread at a time, and one cache of decoded blocks shared by all
+threads), and the coverage fractions come from a numba kernel that runs without the GIL
+(:func:`ecoraster.kernels.coverage.window_coverage`).
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +51,7 @@ from shapely.geometry import box
 from ..errors import FootprintError, QueryError
 from .footprint import DEFAULT_MAX_AREA_HA, Footprint, read_footprint
 from .parcels import ParcelStore
+from .rasters import WindowReader
 from .workspace import RasterLayer, RunWorkspace, names_of
 
 M2_PER_HA = 10_000.0
@@ -79,61 +76,6 @@ class PartlyOutsideError(FootprintError):
     def __init__(self, message: str, source: str, details: dict[str, Any]):
         super().__init__("partly_outside", message, source)
         self.details = details
-
-
-class DatasetPool:
-    """Open rasterio datasets of a fixed list of rasters, lent as whole sets to one thread
-    at a time (GDAL datasets must not be used by two threads at once).
-
-    A set is opened when every open set is in use (so there are at most as many sets as
-    concurrent valuations) and is kept open afterwards: opening six COGs costs ~10 ms and
-    drops their decoded blocks, which is most of a small footprint's time.
-    """
-
-    def __init__(self, paths: list[Path]):
-        self.paths = list(paths)
-        self._idle: list[dict[Path, Any]] = []
-        self._all: list[dict[Path, Any]] = []
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def borrow(self) -> Iterator[dict[Path, Any]]:
-        """``{path: open dataset}`` for the calling thread alone until the block ends."""
-        with self._lock:
-            datasets = self._idle.pop() if self._idle else None
-        if datasets is None:
-            datasets = {p: rasterio.open(p) for p in self.paths}
-            with self._lock:
-                self._all.append(datasets)
-        ok = False
-        try:
-            yield datasets
-            ok = True
-        finally:
-            if ok:
-                with self._lock:
-                    self._idle.append(datasets)
-            else:  # a read failed: do not lend a dataset in an unknown state again
-                self._discard(datasets)
-
-    @property
-    def size(self) -> int:
-        """Number of dataset sets opened so far (= the most concurrent valuations seen)."""
-        return len(self._all)
-
-    def _discard(self, datasets: dict[Path, Any]) -> None:
-        with self._lock:
-            self._all = [d for d in self._all if d is not datasets]
-        for ds in datasets.values():
-            ds.close()
-
-    def close(self) -> None:
-        """Close every set (call when no valuation is running)."""
-        with self._lock:
-            sets, self._all, self._idle = self._all, [], []
-        for datasets in sets:
-            for ds in datasets.values():
-                ds.close()
 
 
 @dataclass
@@ -232,11 +174,11 @@ class SiteValuer:
         self.engine = engine
         self._on_grid = {layer.path: self._matches_grid(layer) for layer in workspace.layers}
         self._row_area_m2 = workspace.grid.row_areas_m2()
-        self._pool = DatasetPool([layer.path for layer in workspace.layers if self._on_grid[layer.path]])
+        self._reader = WindowReader([layer.path for layer in workspace.layers if self._on_grid[layer.path]])
 
     def close(self) -> None:
-        """Close the open raster datasets (no valuation may be running)."""
-        self._pool.close()
+        """Close the open raster datasets and drop the cached blocks (no valuation may be running)."""
+        self._reader.close()
 
     def _matches_grid(self, layer: RasterLayer) -> bool:
         g = self.ws.grid
@@ -389,16 +331,16 @@ class SiteValuer:
         win, cov = self.coverage(geom)
         area = cov * self._row_area_m2[int(win.row_off):int(win.row_off + win.height), None]
         any_valid = np.zeros(cov.shape, dtype=bool)
-        with self._pool.borrow() as datasets:
-            for layer in self.ws.layers:
-                if not self._on_grid[layer.path]:
-                    continue
-                block = datasets[layer.path].read(1, window=win).astype(np.float64, copy=False)
-                valid = np.isfinite(block)
-                if layer.nodata is not None and not math.isnan(layer.nodata):
-                    valid &= block != layer.nodata
-                any_valid |= valid & (cov > 0)
-                sums[layer.path] = float(np.sum(block[valid] * cov[valid], dtype=np.float64))
+        blocks = self._reader.read(win)
+        for layer in self.ws.layers:
+            if not self._on_grid[layer.path]:
+                continue
+            block = blocks[layer.path].astype(np.float64, copy=False)
+            valid = np.isfinite(block)
+            if layer.nodata is not None and not math.isnan(layer.nodata):
+                valid &= block != layer.nodata
+            any_valid |= valid & (cov > 0)
+            sums[layer.path] = float(np.sum(block[valid] * cov[valid], dtype=np.float64))
         valid_px = max(valid_px, float(np.sum(cov[any_valid], dtype=np.float64)))
         return sums, float(np.sum(area[any_valid], dtype=np.float64)), valid_px
 
