@@ -247,3 +247,20 @@ def test_live_server_50_mixed_requests_at_concurrency_8(query_ws):
     assert by_request[0][0]["gep_lost"] == pytest.approx(1548 + 120, rel=1e-6)
     assert by_request[1][0]["gep_lost"] == pytest.approx(4 * PX_VALUE_C1, rel=1e-6)
     assert by_request[1][0]["covered_share"] == 0.5
+
+
+def test_app_from_env_is_the_same_app(query_ws, monkeypatch):
+    """What each `eco serve --workers N` process builds: the run named by ECORASTER_SERVE."""
+    from fastapi.testclient import TestClient
+
+    from ecoraster.api.app import SERVE_ENV, app_from_env
+    from ecoraster.errors import QueryError
+
+    monkeypatch.delenv(SERVE_ENV, raising=False)
+    with pytest.raises(QueryError, match=SERVE_ENV):
+        app_from_env()
+    monkeypatch.setenv(SERVE_ENV, json.dumps({"workspace": str(query_ws), "max_area_ha": 0.1}))
+    with TestClient(app_from_env()) as c:
+        assert c.get("/api/info").json()["max_area_ha"] == 0.1
+        r = c.post("/api/site", json=feature(cell_box(0, 0, 4, 4)))  # 16 px × 0.09 ha = 1.44 ha > 0.1 ha
+        assert r.status_code == 422 and r.json()["error"] == "too_large"
