@@ -185,7 +185,8 @@ def mixed(args) -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "ecoraster.cli.main", "serve", "-w", str(ws_dir), "--port", str(port)]
+    cmd = [sys.executable, "-c", "from ecoraster.cli import main; main()", "serve", "-w", str(ws_dir),
+           "--port", str(port)]
     if args.workers > 1:
         cmd += ["--workers", str(args.workers)]
     t0 = time.perf_counter()
