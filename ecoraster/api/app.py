@@ -17,7 +17,9 @@ covered part by default: the answer carries ``covered_share`` (0..1), ``covered_
 a ``warning``; ``?min_coverage=1`` refuses it instead (any share 0..1).
 
 Endpoints are plain functions run in the server's thread pool; the site valuer is shared by
-those threads (one set of open rasters per concurrent request, coverage without the GIL).
+those threads (pooled open rasters, one cache of decoded blocks, coverage without the GIL:
+:mod:`ecoraster.query.rasters`). ``eco serve --workers N`` runs N processes, each building its
+app with :func:`app_from_env`.
 
 Run with ``eco serve -w WORKSPACE`` or ``uvicorn`` on ``create_app(workspace)``.
 """
@@ -151,7 +153,7 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        if svc.valuer is not None:  # the open rasters of the valuer's dataset pool
+        if svc.valuer is not None:  # the valuer's open rasters and cached blocks
             svc.valuer.close()
 
     app = FastAPIOffline(
@@ -183,7 +185,6 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
     @app.exception_handler(FootprintError)
     async def _footprint_error(request: Request, exc: FootprintError) -> JSONResponse:
         return _error(422, exc.reason, str(exc), getattr(exc, "details", None))
-
 
     @app.exception_handler(ParcelNotFoundError)
     async def _not_found(request: Request, exc: ParcelNotFoundError) -> JSONResponse:
