@@ -8,8 +8,18 @@ map page at ``/``.
 Thin over :mod:`ecoraster.query`: every endpoint is one library call. Every 4xx answers
 ``{"error": <code>, "message": <one line>}`` (validation errors add ``details``): 404 unknown
 parcel / layer / route, 422 refused footprint (``invalid_geometry``, ``not_polygon``,
-``bad_geojson``, ``unknown_crs``, ``outside_region``, ``too_large``) or invalid parameters
+``bad_geojson``, ``unknown_crs``, ``outside_region``, ``too_large``, ``partly_outside`` — less
+than ``min_coverage`` of it has data; its ``details`` give the share) or invalid parameters
 (``invalid_request``), 400 other bad queries.
+
+A footprint partly outside the data (outside the grid or over nodata) is valued over its
+covered part by default: the answer carries ``covered_share`` (0..1), ``covered_area_m2`` and
+a ``warning``; ``?min_coverage=1`` refuses it instead (any share 0..1).
+
+Endpoints are plain functions run in the server's thread pool; the site valuer is shared by
+those threads (pooled open rasters, one cache of decoded blocks, coverage without the GIL:
+:mod:`ecoraster.query.rasters`). ``eco serve --workers N`` runs N processes, each building its
+app with :func:`app_from_env`.
 
 Run with ``eco serve -w WORKSPACE`` or ``uvicorn`` on ``create_app(workspace)``.
 """
@@ -17,6 +27,7 @@ Run with ``eco serve -w WORKSPACE`` or ``uvicorn`` on ``create_app(workspace)``.
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import EcorasterError, FootprintError, ParcelNotFoundError, QueryError
 from ..query.workspace import names_of
-from ..query import DEFAULT_MAX_AREA_HA, ParcelStore, RunWorkspace, SiteValuer, ranking_table
+from ..query import DEFAULT_MAX_AREA_HA, DEFAULT_MIN_COVERAGE, ParcelStore, RunWorkspace, SiteValuer, ranking_table
 from ..query.footprint import bbox_to_grid, footprints_from_collection, normalise_crs
 from ..query.layers import LayerNotFoundError, MapLayers, dedupe_breaks, zone_sets, zones_geojson
 from ..query.report import site_report_html
@@ -51,6 +62,11 @@ _SITE_EXAMPLES = {
                                                                         [39500800, 4349600], [39500500, 4349600],
                                                                         [39500500, 4349300]]]}}},
 }
+
+
+_MIN_COVERAGE = Query(DEFAULT_MIN_COVERAGE, ge=0.0, le=1.0,
+                      description="refuse (422 partly_outside) a footprint with less than this share of its "
+                                  "area over data (0..1); default 0: value the covered part, with a warning")
 
 
 class QueryService:
@@ -79,14 +95,15 @@ class QueryService:
         """Reproject a feature's geometry from the grid CRS to ``crs`` (EPSG:4326/4490)."""
         if not crs or feature.get("geometry") is None:
             return feature
+        from ..query.footprint import as_pyproj_crs, transformer
+
         label, target = normalise_crs(crs, self.ws.grid.crs, "crs")
-        if target == self.ws.grid.crs:
+        if target is as_pyproj_crs(self.ws.grid.crs):
             return feature
         import numpy as np
         import shapely
-        from pyproj import Transformer
 
-        tr = Transformer.from_crs(self.ws.grid.crs, target, always_xy=True)
+        tr = transformer(self.ws.grid.crs, target)
         geom = shapely.geometry.shape(feature["geometry"])
         geom = shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
         return {**feature, "geometry": shapely.geometry.mapping(geom)}
@@ -132,7 +149,15 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
                max_area_ha: float | None = DEFAULT_MAX_AREA_HA, in_memory: bool = True) -> FastAPI:
     """The API + map page for the run in ``workspace`` (opened once, at start-up)."""
     svc = QueryService(workspace, year=year, max_area_ha=max_area_ha, in_memory=in_memory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if svc.valuer is not None:  # the valuer's open rasters and cached blocks
+            svc.valuer.close()
+
     app = FastAPIOffline(
+        lifespan=lifespan,
         redoc_url=None,  # our own /redoc below: the same assets, with a CSP
         title="ecoraster GEP queries",
         description=(f"Parcel values and project siting for **{svc.ws.region}** {svc.ws.year} "
@@ -159,7 +184,7 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
 
     @app.exception_handler(FootprintError)
     async def _footprint_error(request: Request, exc: FootprintError) -> JSONResponse:
-        return _error(422, exc.reason, str(exc))
+        return _error(422, exc.reason, str(exc), getattr(exc, "details", None))
 
     @app.exception_handler(ParcelNotFoundError)
     async def _not_found(request: Request, exc: ParcelNotFoundError) -> JSONResponse:
@@ -259,20 +284,22 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
     def site(footprint: dict = Body(..., openapi_examples=_SITE_EXAMPLES,
                                     description="GeoJSON Feature / FeatureCollection / Polygon"),
              crs: str | None = Query(None, description="CRS of the coordinates (overrides the crs member)"),
-             geometry: bool = Query(False, description="echo the footprint (grid CRS) in the answer")) -> dict:
+             geometry: bool = Query(False, description="echo the footprint (grid CRS) in the answer"),
+             min_coverage: float = _MIN_COVERAGE) -> dict:
         valuer = svc.require_valuer()
         fp = valuer.footprint(footprint, crs=crs)
-        return valuer.value(fp).to_dict(geometry=geometry)
+        return valuer.value(fp, min_coverage=min_coverage).to_dict(geometry=geometry)
 
     @app.post("/api/compare", summary="Rank candidate sites by GEP lost (least first)")
     def compare(sites: dict = Body(..., description="FeatureCollection: one feature per candidate site "
                                                     "(name in properties.name)"),
-                crs: str | None = Query(None, description="CRS of the coordinates")) -> dict:
+                crs: str | None = Query(None, description="CRS of the coordinates"),
+                min_coverage: float = _MIN_COVERAGE) -> dict:
         valuer = svc.require_valuer()
         fps = footprints_from_collection(sites, svc.ws.grid.crs, crs=crs, max_area_ha=svc.max_area_ha)
         for fp in fps:
             valuer.clip(fp)  # refuse a site outside the region before valuing any
-        ranked = valuer.compare(fps)
+        ranked = valuer.compare(fps, min_coverage=min_coverage)
         return {"ranking": ranking_table(ranked), "sites": [r.to_dict() for r in ranked]}
 
     @app.get("/api/layers", summary="Per-pixel map layers: every product's value and quantity, names, units")
@@ -332,3 +359,19 @@ def create_app(workspace: str | os.PathLike, *, year: int | None = None,
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+#: Environment variable through which ``eco serve --workers N`` hands each worker process its
+#: run: JSON ``{"workspace": path, "max_area_ha": float | null}``.
+SERVE_ENV = "ECORASTER_SERVE"
+
+
+def app_from_env() -> FastAPI:
+    """The app of the run named by :data:`SERVE_ENV` (uvicorn's factory for several workers)."""
+    import json
+
+    raw = os.environ.get(SERVE_ENV)
+    if not raw:
+        raise QueryError(f"environment variable {SERVE_ENV} is not set (start the server with eco serve)")
+    spec = json.loads(raw)
+    return create_app(spec["workspace"], max_area_ha=spec.get("max_area_ha", DEFAULT_MAX_AREA_HA))

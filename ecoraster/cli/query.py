@@ -4,6 +4,7 @@ over a finished run (registered into ``eco`` by :func:`register`)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -59,7 +60,10 @@ def _print_catalogue(card: dict[str, Any]) -> None:
 def _print_site(res) -> None:
     d = res.to_dict()
     typer.echo(f"site {d['name']!r}: {_fmt(d['area_ha'])} ha ({_fmt(d['area_in_region_ha'])} ha with values in "
-               f"{d['region']}; coordinates in {d['input_crs']}); prices of {d['price_year']}")
+               f"{d['region']}, covered share {d['covered_share']:.1%}; coordinates in {d['input_crs']}); "
+               f"prices of {d['price_year']}")
+    if d["warning"]:
+        typer.secho(f"  warning: {d['warning']}", fg=typer.colors.YELLOW)
     _print_products(d["products"], "quantity lost", "value lost")
     typer.echo(f"  {'GEP lost':28s} {'':27s} {_fmt(d['gep_lost']):>18s} CNY")
     typer.echo(f"  {'GEP lost excl. contested (*)':28s} {'':27s} {_fmt(d['gep_lost_excl_contested']):>18s} CNY")
@@ -73,6 +77,9 @@ def _print_site(res) -> None:
                        + (f"  ({share:.1%} of the parcel)" if share is not None else ""))
 
 
+_MIN_COVERAGE = typer.Option(0.0, "--min-coverage", min=0.0, max=1.0,
+                             help="refuse a footprint with less than this share of its area over data (0..1); "
+                                  "default 0: value the covered part and warn")
 _REPORT = typer.Option(None, "--report", help="also write the printable site report (项目立项, HTML) to this file")
 
 
@@ -169,14 +176,17 @@ def register(app: typer.Typer) -> None:
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the coordinates if the file has no 'crs'"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
         engine: str = typer.Option("window", "--engine", help="window (fast) | zonal (whole-raster zonal_stats)"),
+        min_coverage: float = _MIN_COVERAGE,
         report: Optional[Path] = _REPORT,
         as_json: bool = _JSON,
     ) -> None:
-        """Value lost if the footprint is built: every product's value and quantity inside it."""
+        """Value lost if the footprint is built: every product's value and quantity inside it
+        (a footprint partly outside the data: the covered part, its share and a warning)."""
         from ..query import value_site
 
         try:
-            res = value_site(workspace, footprint, crs=crs, year=year, max_area_ha=max_area_ha, engine=engine)
+            res = value_site(workspace, footprint, crs=crs, year=year, max_area_ha=max_area_ha, engine=engine,
+                             min_coverage=min_coverage)
             if report is not None:
                 _write_report(workspace, year, [res], report)
         except EcorasterError as exc:
@@ -193,6 +203,7 @@ def register(app: typer.Typer) -> None:
         year: Optional[int] = _YEAR,
         crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the coordinates if a file has no 'crs'"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
+        min_coverage: float = _MIN_COVERAGE,
         report: Optional[Path] = _REPORT,
         as_json: bool = _JSON,
     ) -> None:
@@ -200,7 +211,8 @@ def register(app: typer.Typer) -> None:
         from ..query import compare_sites, ranking_table
 
         try:
-            ranked = compare_sites(workspace, list(sites), crs=crs, year=year, max_area_ha=max_area_ha)
+            ranked = compare_sites(workspace, list(sites), crs=crs, year=year, max_area_ha=max_area_ha,
+                                   min_coverage=min_coverage)
             if report is not None:
                 _write_report(workspace, year, ranked, report)
         except EcorasterError as exc:
@@ -209,12 +221,15 @@ def register(app: typer.Typer) -> None:
         if as_json:
             _echo_json({"ok": True, "ranking": table, "sites": [r.to_dict() for r in ranked]})
             return
-        typer.echo(f"{'rank':>4}  {'site':20s} {'area ha':>10s} {'GEP lost CNY':>18s} {'CNY/ha':>14s} "
-                   f"{'excl. contested':>18s}")
+        typer.echo(f"{'rank':>4}  {'site':20s} {'area ha':>10s} {'covered':>8s} {'GEP lost CNY':>18s} "
+                   f"{'CNY/ha':>14s} {'excl. contested':>18s}")
         for row in table:
             typer.echo(f"{row['rank']:>4}  {row['site'][:20]:20s} {_fmt(row['area_ha']):>10s} "
-                       f"{_fmt(row['gep_lost']):>18s} {_fmt(row['gep_lost_per_ha']):>14s} "
-                       f"{_fmt(row['gep_lost_excl_contested']):>18s}")
+                       f"{row['covered_share']:>8.1%} {_fmt(row['gep_lost']):>18s} "
+                       f"{_fmt(row['gep_lost_per_ha']):>14s} {_fmt(row['gep_lost_excl_contested']):>18s}")
+        for r in ranked:
+            if r.warning:
+                typer.secho(f"warning: {r.name}: {r.warning}", fg=typer.colors.YELLOW)
 
     @app.command("serve")
     def serve(
@@ -223,18 +238,32 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
         port: int = typer.Option(8000, "--port", help="port"),
         max_area_ha: float = typer.Option(10_000.0, "--max-area-ha", help="refuse larger footprints (ha)"),
+        workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                    help="server processes (each loads the parcel table; more than one "
+                                         "uses more cores for parallel requests)"),
     ) -> None:
         """Serve the HTTP API (OpenAPI at /docs) and the map page (/) for a run."""
         import uvicorn
 
-        from ..api.app import create_app
+        from ..api.app import SERVE_ENV, create_app
 
         try:
-            api = create_app(workspace, year=year, max_area_ha=max_area_ha)
+            if workers == 1:
+                api = create_app(workspace, year=year, max_area_ha=max_area_ha)
+            else:  # each worker process builds its app from the environment (uvicorn needs an import string)
+                from ..query import RunWorkspace
+
+                root = RunWorkspace.open(workspace, year).root  # refuse a bad workspace here, once
+                os.environ[SERVE_ENV] = json.dumps({"workspace": str(root), "max_area_ha": max_area_ha})
         except EcorasterError as exc:
             _fail(exc, False)
-        typer.echo(f"map: http://{host}:{port}/   API docs: http://{host}:{port}/docs", err=True)
-        uvicorn.run(api, host=host, port=port, log_level="warning")
+        typer.echo(f"map: http://{host}:{port}/   API docs: http://{host}:{port}/docs"
+                   + (f"   ({workers} worker processes)" if workers > 1 else ""), err=True)
+        if workers == 1:
+            uvicorn.run(api, host=host, port=port, log_level="warning")
+        else:
+            uvicorn.run("ecoraster.api.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                        log_level="warning")
 
     @app.command("parcels-to-postgis")
     def parcels_to_postgis(

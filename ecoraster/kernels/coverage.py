@@ -346,6 +346,61 @@ def coverage_chunk(xs, ys, ring_off, ring_hole, geom_ring_off, tc, ta, tf, te, h
     return prow, pcol, pfrac, p_n, rrow, rc0, rc1, r_n
 
 
+@nb.njit(cache=True, nogil=True)
+def window_coverage(xs, ys, ring_off, ring_hole, tc, ta, tf, te, row0, col0, nrows, ncols, exact64):
+    """Dense coverage of ONE geometry on a window of the grid, without the GIL.
+
+    Parameters
+    ----------
+    xs, ys : float64 arrays
+        Vertex coordinates of the geometry's rings in the grid CRS (rings closed, each
+        polygon's exterior before its holes).
+    ring_off, ring_hole : as for :func:`coverage_chunk` (one geometry's rings only).
+    tc, ta, tf, te : float
+        Grid transform (x = tc + ta·col, y = tf + te·row).
+    row0, col0, nrows, ncols : int
+        The window: grid rows ``row0 .. row0 + nrows``, columns ``col0 .. col0 + ncols``.
+        Parts of the geometry outside the window count nothing (pixels outside dropped).
+    exact64 : bool
+        float64 fractions instead of exactextract's float32 rounding.
+
+    Returns
+    -------
+    float64 array (nrows, ncols)
+        Fraction of each pixel's area inside the geometry (pixel units, 0..1) — the same
+        numbers :func:`coverage_chunk` gives for these pixels.
+    """
+    out = np.zeros((nrows, ncols), dtype=np.float64)
+    n = xs.shape[0]
+    cells = nrows * ncols
+    if n == 0 or cells == 0:
+        return out
+    xw = col0 * ta
+    yw = row0 * te
+    us = np.empty(n, dtype=np.float64)
+    vs = np.empty(n, dtype=np.float64)
+    for i in range(n):  # local to the window as in coverage_chunk (keeps ~1e-16 of the window)
+        us[i] = ((xs[i] - tc) - xw) / ta
+        vs[i] = ((ys[i] - tf) - yw) / te
+    prow = np.empty(cells, dtype=np.int32)
+    pcol = np.empty(cells, dtype=np.int32)
+    pfrac = np.empty(cells, dtype=np.float64)
+    rrow = np.empty(cells, dtype=np.int32)
+    rc0 = np.empty(cells, dtype=np.int32)
+    rc1 = np.empty(cells, dtype=np.int32)
+    npart, nrun = _geometry_coverage(us, vs, ring_off, ring_hole, 0, ring_hole.shape[0], nrows, ncols,
+                                     MAX_WINDOW_CELLS, exact64, prow, pcol, pfrac, 0, cells,
+                                     rrow, rc0, rc1, 0, cells, 0, 0)
+    if npart < 0:
+        raise ValueError("coverage buffer overflow (self-overlapping geometry?)")
+    for i in range(npart):
+        out[prow[i], pcol[i]] = pfrac[i]
+    for i in range(nrun):
+        for c in range(rc0[i], rc1[i]):
+            out[rrow[i], c] = 1.0
+    return out
+
+
 @nb.njit(cache=True)
 def gather_slots(off, n_used, zone_of_slot, rows, a, b):
     """Pack the used part of every per-geometry slot into plain COO arrays.

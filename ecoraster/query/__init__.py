@@ -12,11 +12,11 @@ rasters) and the ranking of candidate sites.
 
 from .footprint import DEFAULT_MAX_AREA_HA, Footprint, read_footprint
 from .parcels import ParcelStore, connect_offline, spatial_extension_path
-from .site import SiteValuation, SiteValuer, compare_sites, ranking_table, value_site
+from .site import DEFAULT_MIN_COVERAGE, SiteValuation, SiteValuer, compare_sites, ranking_table, value_site
 from .workspace import RunWorkspace, resolve_workspace
 
 __all__ = [
-    "DEFAULT_MAX_AREA_HA", "Footprint", "ParcelStore", "RunWorkspace", "SiteValuation", "SiteValuer",
+    "DEFAULT_MAX_AREA_HA", "DEFAULT_MIN_COVERAGE", "Footprint", "ParcelStore", "RunWorkspace", "SiteValuation", "SiteValuer",
     "compare_sites", "connect_offline", "ranking_table", "read_footprint", "resolve_workspace",
     "spatial_extension_path", "value_site",
 ]

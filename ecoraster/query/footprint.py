@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,46 @@ class Footprint:
     properties: dict[str, Any]
 
 
+@lru_cache(maxsize=64)
+def _crs_from_text(text: str) -> CRS:
+    return CRS.from_user_input(text)
+
+
+def as_pyproj_crs(crs: Any) -> CRS:
+    """A pyproj CRS for ``crs`` (pyproj / rasterio CRS, WKT, ``EPSG:…``), parsed once per
+    distinct text and shared: building one from WKT costs ~10 ms of the GIL, and pyproj ≥ 3.1
+    CRS and Transformer objects may be used by several threads."""
+    if isinstance(crs, CRS):
+        return crs
+    if isinstance(crs, int):
+        return _crs_from_text(f"EPSG:{crs}")
+    return _crs_from_text(crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs))
+
+
+@lru_cache(maxsize=64)
+def _transformer(src: str, dst: str) -> Transformer:
+    return Transformer.from_crs(_crs_from_text(src), _crs_from_text(dst), always_xy=True)
+
+
+def transformer(src: Any, dst: Any) -> Transformer:
+    """A cached lon/lat-order (``always_xy``) Transformer from ``src`` to ``dst`` (keyed by
+    the text each CRS was made from)."""
+    return _transformer(as_pyproj_crs(src).srs, as_pyproj_crs(dst).srs)
+
+
+@lru_cache(maxsize=64)
+def _facts(srs: str) -> tuple[int | None, bool, float]:
+    crs = _crs_from_text(srs)
+    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+    return crs.to_epsg(), bool(crs.is_geographic), float(factor)
+
+
+def crs_facts(crs: CRS) -> tuple[int | None, bool, float]:
+    """(EPSG code or None, geographic?, metres (or radians) per axis unit) of a pyproj CRS,
+    worked out once per CRS text (pyproj parses a CRS again in every new thread)."""
+    return _facts(crs.srs)
+
+
 def _crs_name(obj: Any) -> str | None:
     """The CRS named by a GeoJSON ``crs`` member (2008 spec) or a plain string."""
     if obj is None:
@@ -64,29 +105,30 @@ def _crs_name(obj: Any) -> str | None:
     return str(obj)
 
 
-def normalise_crs(name: str, grid_crs: CRS, source: str = "footprint") -> tuple[str, CRS]:
+def normalise_crs(name: str, grid_crs: Any, source: str = "footprint") -> tuple[str, CRS]:
     """``(label, CRS)`` for an accepted CRS name; :class:`FootprintError` for any other."""
+    grid_crs = as_pyproj_crs(grid_crs)
     text = str(name).strip()
     upper = text.upper()
     if upper in ("CRS84", "OGC:CRS84", "URN:OGC:DEF:CRS:OGC:1.3:CRS84", "URN:OGC:DEF:CRS:OGC::CRS84"):
-        return "EPSG:4326", CRS.from_epsg(4326)
+        return "EPSG:4326", as_pyproj_crs(4326)
     for prefix in ("URN:OGC:DEF:CRS:EPSG::", "URN:OGC:DEF:CRS:EPSG:6.6:", "HTTP://WWW.OPENGIS.NET/DEF/CRS/EPSG/0/"):
         if upper.startswith(prefix):
             text = "EPSG:" + text[len(prefix):]
             upper = text.upper()
     if upper.isdigit():
         text, upper = f"EPSG:{upper}", f"EPSG:{upper}"
-    grid_epsg = grid_crs.to_epsg()
+    grid_epsg = crs_facts(grid_crs)[0]
     grid_label = f"EPSG:{grid_epsg}" if grid_epsg else "grid"
     allowed = ", ".join(["EPSG:4326", "EPSG:4490", grid_label])
     if upper in GEOGRAPHIC_CRS:
-        return upper, CRS.from_epsg(GEOGRAPHIC_CRS[upper])
+        return upper, as_pyproj_crs(GEOGRAPHIC_CRS[upper])
     try:
-        crs = CRS.from_user_input(text)
+        crs = _crs_from_text(text)
     except Exception:
         raise FootprintError("unknown_crs", f"crs {name!r} is not a CRS we know (use one of {allowed})",
                              source) from None
-    if crs == grid_crs or (grid_epsg and crs.to_epsg() == grid_epsg):
+    if crs is grid_crs or (grid_epsg and crs_facts(crs)[0] == grid_epsg) or crs == grid_crs:
         return grid_label, grid_crs
     raise FootprintError("unknown_crs", f"crs {name!r} is not accepted (use one of {allowed})", source)
 
@@ -166,7 +208,7 @@ def read_footprint(obj: dict[str, Any] | str | os.PathLike, grid_crs: Any, *, cr
             raise FootprintError("bad_geojson", f"not valid JSON ({exc})", source) from None
     if not isinstance(obj, dict):
         raise FootprintError("bad_geojson", "expected a GeoJSON object", source)
-    grid_crs = CRS.from_user_input(grid_crs)
+    grid_crs = as_pyproj_crs(grid_crs)
     geoms, props = _geometries(obj, source)
     polygons = [_polygon(g, i, source) for i, g in enumerate(geoms)]
     n_vertices = int(sum(shapely.get_num_coordinates(p) for p in polygons))
@@ -175,16 +217,16 @@ def read_footprint(obj: dict[str, Any] | str | os.PathLike, grid_crs: Any, *, cr
     geom = polygons[0] if len(polygons) == 1 else shapely.union_all(polygons)
 
     given = crs or _crs_name(obj.get("crs"))
-    label, src_crs = normalise_crs(given, grid_crs, source) if given else ("EPSG:4326", CRS.from_epsg(4326))
+    label, src_crs = normalise_crs(given, grid_crs, source) if given else ("EPSG:4326", as_pyproj_crs(4326))
     minx, miny, maxx, maxy = geom.bounds
-    if src_crs.is_geographic:
+    if crs_facts(src_crs)[1]:
         if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
             hint = "" if given else "; no crs was given, so GeoJSON's lon/lat applies — pass crs=… for projected coordinates"
             raise FootprintError("unknown_crs", f"coordinates ({minx:.6g}, {miny:.6g}, {maxx:.6g}, {maxy:.6g}) are "
                                  f"not lon/lat in {label}{hint}", source)
         geom = shapely.segmentize(geom, DENSIFY_DEG)
-    if src_crs != grid_crs:
-        tr = Transformer.from_crs(src_crs, grid_crs, always_xy=True)
+    if src_crs is not grid_crs and src_crs != grid_crs:
+        tr = transformer(src_crs, grid_crs)
         geom = shapely.transform(geom, lambda xy: _stack(tr.transform(xy[:, 0], xy[:, 1])))
         if not geom.is_valid:  # projection of a valid polygon can only break at the 1e-9 level
             geom = shapely.make_valid(geom)
@@ -204,11 +246,11 @@ def _stack(xy):
 
 def _area_ha(geom: shapely.Geometry, crs: CRS) -> float:
     """Area in ha: planar in a projected CRS (metres), geodesic in a geographic one."""
-    if crs.is_geographic:
+    _epsg, geographic, factor = crs_facts(crs)
+    if geographic:
         from pyproj import Geod
 
         return abs(Geod(ellps="GRS80").geometry_area_perimeter(geom)[0]) / M2_PER_HA
-    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     return float(geom.area) * factor * factor / M2_PER_HA
 
 
@@ -241,11 +283,11 @@ def bbox_to_grid(bbox: tuple[float, float, float, float] | list[float], grid_crs
     minx, miny, maxx, maxy = map(float, bbox)
     if not (minx <= maxx and miny <= maxy):
         raise QueryError(f"bbox {list(bbox)}: expected minx,miny,maxx,maxy with min ≤ max")
-    grid_crs = CRS.from_user_input(grid_crs)
+    grid_crs = as_pyproj_crs(grid_crs)
     if crs is None:
         return minx, miny, maxx, maxy
     _label, src = normalise_crs(crs, grid_crs, "bbox")
-    if src == grid_crs:
+    if src is grid_crs or src == grid_crs:
         return minx, miny, maxx, maxy
-    tr = Transformer.from_crs(src, grid_crs, always_xy=True)
+    tr = transformer(src, grid_crs)
     return tuple(float(v) for v in tr.transform_bounds(minx, miny, maxx, maxy, densify_pts=21))

@@ -253,8 +253,8 @@ function gridFeature(geometry, name) {
 }
 function siteTable(r) {
   const rows = r.products.map((p) => productRow(p));
-  const partial = r.area_in_region_ha < 0.99 * r.area_ha
-    ? `<p class="hint">部分覆盖 partial coverage: only ${fmt(r.area_in_region_ha)} of ${fmt(r.area_ha)} ha hold values (the rest is outside the region or nodata).</p>` : "";
+  const partial = r.warning
+    ? `<p class="hint">部分覆盖 partial coverage (${(100 * r.covered_share).toFixed(1)} %): ${esc(r.warning)}</p>` : "";
   return `<p><b>${esc(r.name)}</b>: ${fmt(r.area_ha)} ha (${fmt(r.area_in_region_ha)} ha with values), ${r.parcels_total} parcel(s) cut</p>${partial}
     <table><thead><tr><th>产品 product</th><th>实物量损失 quantity lost</th><th>价值量损失 value lost (CNY)</th></tr></thead><tbody>${rows.join("")}
     <tr class="total"><td>GEP 损失 GEP lost</td><td></td><td id="site-gep" data-value="${r.gep_lost}">${fmt(r.gep_lost)}</td></tr>
