@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -259,6 +261,9 @@ def register(app: typer.Typer) -> None:
             _fail(exc, False)
         typer.echo(f"map: http://{host}:{port}/   API docs: http://{host}:{port}/docs"
                    + (f"   ({workers} worker processes)" if workers > 1 else ""), err=True)
+        # a server has no partial results: SIGTERM (systemd, docker stop) is a normal stop, exit 0 after
+        # uvicorn's graceful shutdown (uvicorn handles the signal, then passes it on to this handler)
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         if workers == 1:
             uvicorn.run(api, host=host, port=port, log_level="warning")
         else:

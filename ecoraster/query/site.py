@@ -353,7 +353,8 @@ class SiteValuer:
         layers = layers if layers is not None else self.ws.layers
         zone = gpd.GeoDataFrame({"site": ["site"]}, geometry=[geom], crs=self.ws.grid.crs)
         names = {f"l{i}": layer for i, layer in enumerate(layers)}
-        table = zonal_stats({k: layer.path for k, layer in names.items()}, zone, "site", stats=("sum", "count"))
+        table = zonal_stats({k: layer.path for k, layer in names.items()}, zone, "site", stats=("sum", "count"),
+                            mass_balance=False)
         sums = {layer.path: float(table.loc["site", f"{k}_sum"]) for k, layer in names.items()}
         # valid area: the largest valid coverage of any layer × mean pixel area of the rows touched
         count = max(float(table.loc["site", f"{k}_count"]) for k in names) if names else 0.0

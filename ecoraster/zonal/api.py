@@ -30,6 +30,7 @@ def zonal_stats(
     progress: bool = False,
     engine: str = "ecoraster",
     cache_dir: str | os.PathLike | None = None,
+    mass_balance: bool = True,
 ) -> pd.DataFrame:
     """Coverage-weighted statistics of each raster over each zone.
 
@@ -53,6 +54,10 @@ def zonal_stats(
         (``result.attrs['mass_balance']``). ``exactextract`` is the reference.
     cache_dir : path, optional
         Where the ``ecoraster`` engine caches weights between runs.
+    mass_balance : bool
+        ``ecoraster`` engine: check each raster's zone sums against its total inside the
+        zones (reads the whole raster). Without it only the rows the zones touch are read
+        (a site footprint on a large raster).
 
     Returns
     -------
@@ -84,7 +89,7 @@ def zonal_stats(
         key = json.dumps(grid.to_dict(), sort_keys=True)
         if key not in weights:
             weights[key] = ZoneWeights.build(zones, grid, id_field, cache_dir=cache_dir)
-        df = weights[key].apply({name: path}, stats=stats)
+        df = weights[key].apply({name: path}, stats=stats, mass_balance=mass_balance)
         balances.update(df.attrs.pop("mass_balance", {}))
         parts.append(df)
     result = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=pd.Index(zones[id_field], name=id_field))

@@ -291,7 +291,11 @@ class ZoneWeights:
         acc = np.zeros(4, dtype=np.float64)  # inside, overlap, covered, total
         t0 = time.perf_counter()
         label = _label(raster, name)
-        for row0, data, nodata in _slabs(raster, self.grid, name):
+        rows = None
+        if not balance:  # only the rows that hold weights are needed
+            used = np.flatnonzero(np.diff(self.p_ptr) + np.diff(self.r_ptr))
+            rows = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
+        for row0, data, nodata in _slabs(raster, self.grid, name, rows):
             use_nd = nodata is not None and not np.isnan(nodata)
             nd = float(nodata) if use_nd else 0.0
             pixcov = np.zeros(data.shape, dtype=np.float64) if balance else np.zeros((0, 0))
@@ -393,11 +397,12 @@ def _label(raster: Any, name: str) -> str:
     return name
 
 
-def _slabs(raster: Any, grid: Grid, name: str):
-    """Yield (row0, 2-D array of full-width rows, nodata or None) covering ``grid``."""
+def _slabs(raster: Any, grid: Grid, name: str, rows: tuple[int, int] | None = None):
+    """Yield (row0, 2-D array of full-width rows, nodata or None) covering ``grid`` (a file:
+    only ``rows`` = (first, end) when given)."""
     if isinstance(raster, (str, os.PathLike)) or (isinstance(raster, tuple) and len(raster) == 2):
         path, band = (raster if isinstance(raster, tuple) else (raster, 1))
-        yield from _file_slabs(str(path), int(band), grid, name)
+        yield from _file_slabs(str(path), int(band), grid, name, rows)
         return
     nodata = None
     if hasattr(raster, "dims") and hasattr(raster, "attrs"):  # xarray.DataArray
@@ -420,7 +425,7 @@ def _slabs(raster: Any, grid: Grid, name: str):
         r0 += h
 
 
-def _file_slabs(path: str, band: int, grid: Grid, name: str):
+def _file_slabs(path: str, band: int, grid: Grid, name: str, rows: tuple[int, int] | None = None):
     if "://" not in path and not Path(path).exists():
         raise MissingFileError(path, field=f"rasters.{name}")
     src_grid = Grid.from_raster(path)
@@ -435,10 +440,14 @@ def _file_slabs(path: str, band: int, grid: Grid, name: str):
         block_h = src.block_shapes[band - 1][0]
         step = max(block_h, (SLAB_PIXELS // grid.width) // block_h * block_h)
 
-        def read(r0: int) -> np.ndarray:
-            return src.read(band, window=Window(0, r0, grid.width, min(step, grid.height - r0)))
+        first, end = rows if rows is not None else (0, grid.height)
 
-        starts = list(range(0, grid.height, step))
+        def read(r0: int) -> np.ndarray:
+            return src.read(band, window=Window(0, r0, grid.width, min(step, end - r0)))
+
+        starts = list(range(first, end, step))
+        if not starts:
+            return
         with ThreadPoolExecutor(max_workers=1) as pool:  # read the next slab while this one is used
             pending = pool.submit(read, starts[0])
             for i, r0 in enumerate(starts):

@@ -264,3 +264,33 @@ def test_app_from_env_is_the_same_app(query_ws, monkeypatch):
         assert c.get("/api/info").json()["max_area_ha"] == 0.1
         r = c.post("/api/site", json=feature(cell_box(0, 0, 4, 4)))  # 16 px × 0.09 ha = 1.44 ha > 0.1 ha
         assert r.status_code == 422 and r.json()["error"] == "too_large"
+
+
+def test_eco_serve_stops_quietly_on_sigterm(query_ws):
+    """`eco serve` as systemd / docker stop it: one SIGTERM → graceful stop, exit 0, no "partial results" line."""
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", "from ecoraster.cli import main; main()", "serve", "-w",
+                             str(query_ws), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/parcels/B", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("eco serve did not answer")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "terminated" not in err and "partial results" not in err
