@@ -25,6 +25,8 @@ class ScratchArray:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._fd: int | None = None
+        self._lock = threading.Lock()
         with open(self.path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
@@ -36,8 +38,6 @@ class ScratchArray:
         self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(dtype)
         self.ndim = 2
-        self._fd: int | None = None
-        self._lock = threading.Lock()
 
     @classmethod
     def save(cls, path: str | os.PathLike, array: np.ndarray) -> ScratchArray:
