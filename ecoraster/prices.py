@@ -66,6 +66,8 @@ class PriceComponent(BaseModel):
 
 
 PriceKind = Literal["cost", "fee_tax", "market", "shadow"]
+#: Kinds of price that belong to their own years and are never CPI-inflated (a fee / tax rate, a market price).
+DATED_KINDS = ("fee_tax", "market")
 
 
 class PriceEntry(BaseModel):
@@ -101,7 +103,7 @@ class PriceEntry(BaseModel):
     @property
     def dated(self) -> bool:
         """Fees, taxes and market prices are dated, never CPI-inflated."""
-        return self.kind in ("fee_tax", "market")
+        return self.kind in DATED_KINDS
 
 
 class PriceTable(BaseModel):

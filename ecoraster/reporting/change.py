@@ -160,10 +160,6 @@ def named_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
 # constant prices
 # ---------------------------------------------------------------------------------------
 
-#: Price kinds that the CPI does not move (``ecoraster.prices``): a rate or price of its own year.
-OWN_YEAR_KINDS = ("fee_tax", "market")
-
-
 def at_constant_prices(catalogue: pd.DataFrame, ws: RunWorkspace, price_year: int,
                        reference: RunWorkspace | None = None) -> pd.DataFrame:
     """The catalogue with ``const_factor``, ``value_const`` (CNY of ``price_year``), ``cpi_factor``
@@ -171,7 +167,7 @@ def at_constant_prices(catalogue: pd.DataFrame, ws: RunWorkspace, price_year: in
     its price year is ``price_year``): its unit prices revalue the fee / tax and market-priced
     rows (module doc); every other row is rebased with the CPI. A row without a price year
     uses the run's."""
-    from ..prices import CPI
+    from ..prices import CPI, DATED_KINDS
 
     cpi = CPI(wio.cpi_path(ws))
     years = catalogue["price_year"].astype("Float64").fillna(float(ws.price_year or ws.year)).astype(int)
@@ -194,7 +190,7 @@ def at_constant_prices(catalogue: pd.DataFrame, ws: RunWorkspace, price_year: in
         elif int(row_year) == price_year:
             const.append(1.0)
             basis.append(f"price of {price_year}")
-        elif kind in OWN_YEAR_KINDS:
+        elif kind in DATED_KINDS:
             const.append(f_cpi)
             basis.append(f"cpi ({kind} price: no run priced in {price_year} values this output)")
         else:

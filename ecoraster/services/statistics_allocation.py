@@ -212,7 +212,6 @@ def compute(ctx: ServiceContext) -> ServiceResult:
         report.rows = pd.concat([report.rows, r2.rows], ignore_index=True)
         report.notes.extend(r2.notes)
         table = pd.concat([table, spot_table], ignore_index=True)
-        src = f"{src} + {spot_src}"
     qty_units = table.groupby("product")["quantity_unit"].first()
     outs, ids = [], []
     for product, arr in qty.items():
